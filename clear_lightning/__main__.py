@@ -1,0 +1,33 @@
+"""`python -m clear_lightning method=gd modality=both split=forget10` — the one command."""
+
+import os
+import sys
+
+for _var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+    os.environ.setdefault(_var, "1")  # nothing is downloaded unless the user asks for it
+os.environ.setdefault("WANDB_MODE", "offline")
+
+import hydra  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
+
+from .config import register_resolvers  # noqa: E402
+from .errors import ClearConfigError  # noqa: E402
+
+register_resolvers()
+
+
+@hydra.main(config_path="../conf", config_name="config", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    from .logging_setup import quiet_libraries
+    from .run import run
+
+    quiet_libraries()
+    try:
+        run(cfg)
+    except ClearConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

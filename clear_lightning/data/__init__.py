@@ -1,0 +1,1 @@
+"""Data: the CLEAR/TOFU contract, loaders and the synthetic CLEAR-mini generator."""

@@ -1,0 +1,162 @@
+"""Torch datasets, samplers and collators over `Example`s: training rows, paired streams, evaluation items."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from .encoding import ExampleEncoder, pad_batch
+from .examples import Example, with_answer
+
+
+class EncodedDataset(Dataset):
+    """Plain supervised rows (fine-tuning the original/gold models, pre-training the tiny base)."""
+
+    def __init__(self, examples: Sequence[Example], encoder: ExampleEncoder):
+        self.examples, self.encoder = list(examples), encoder
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return self.encoder.encode(self.examples[i])
+
+
+class PairedStreams(Dataset):
+    """Forget-anchored pairing (SPEC §4): item i is forget[i] plus a random retain row and an IDK answer.
+
+    One epoch is one pass over the forget set. The random draws come from a generator seeded with
+    (seed, rank), so ranks see different retain rows and a rerun sees the same ones.
+    """
+
+    def __init__(
+        self,
+        forget: Sequence[Example],
+        encoder: ExampleEncoder,
+        streams: Sequence[str],
+        retain: Sequence[Example] = (),
+        idk_answers: Sequence[str] = (),
+        seed: int = 0,
+        rank: int = 0,
+    ):
+        if "retain" in streams and not retain:
+            raise ValueError("the method needs a retain stream but the retain set is empty")
+        if "idk" in streams and not idk_answers:
+            raise ValueError("the method needs IDK answers but none were given")
+        self.forget, self.retain, self.idk = list(forget), list(retain), list(idk_answers)
+        self.encoder, self.streams = encoder, tuple(streams)
+        self.generator = torch.Generator().manual_seed(seed * 100_003 + rank)
+
+    def __len__(self) -> int:
+        return len(self.forget)
+
+    def _draw(self, n: int) -> int:
+        return int(torch.randint(n, (1,), generator=self.generator))
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        item = {}
+        if "forget" in self.streams:
+            item["forget"] = self.encoder.encode(self.forget[i])
+        if "retain" in self.streams:
+            item["retain"] = self.encoder.encode(self.retain[self._draw(len(self.retain))])
+        if "idk" in self.streams:
+            idk = with_answer(self.forget[i], self.idk[self._draw(len(self.idk))], "idk")
+            item["idk"] = self.encoder.encode(idk)
+        return item
+
+
+class StreamCollator:
+    """Collates dicts of streams into one padded batch per stream."""
+
+    def __init__(self, pad_id: int):
+        self.pad_id = pad_id
+
+    def __call__(self, items: list[dict[str, Any]]) -> dict[str, Any]:
+        return {k: pad_batch([it[k] for it in items], self.pad_id) for k in items[0]}
+
+
+class RowCollator:
+    """Collates plain encoded rows."""
+
+    def __init__(self, pad_id: int):
+        self.pad_id = pad_id
+
+    def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        return pad_batch(rows, self.pad_id)
+
+
+class GroupedBatchSampler(Sampler[list[int]]):
+    """Seeded batches that never mix text and image rows: a mixed batch pads text rows to image length.
+
+    Rank-aware (each rank takes every world_size-th batch) and epoch-aware via `set_epoch`.
+    """
+
+    def __init__(self, groups: Sequence[str], batch_size: int, seed: int = 0, rank: int = 0, world_size: int = 1):
+        self.groups, self.batch_size, self.seed = list(groups), batch_size, seed
+        self.rank, self.world_size, self.epoch = rank, world_size, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _batches(self) -> list[list[int]]:
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        batches = []
+        for key in sorted(set(self.groups)):
+            idx = [i for i, k in enumerate(self.groups) if k == key]
+            order = [idx[j] for j in torch.randperm(len(idx), generator=g).tolist()]
+            batches += [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        return [batches[j] for j in torch.randperm(len(batches), generator=g).tolist()]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        batches = self._batches()
+        usable = len(batches) - len(batches) % self.world_size if self.world_size > 1 else len(batches)
+        return iter(batches[self.rank : usable : self.world_size])
+
+    def __len__(self) -> int:
+        n = len(self._batches())
+        return n // self.world_size if self.world_size > 1 else n
+
+
+class EvalDataset(Dataset):
+    """Evaluation items with their position, so scores can be de-duplicated across ranks."""
+
+    def __init__(self, examples: Sequence[Example]):
+        self.examples = list(examples)
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, i: int) -> tuple[int, Example]:
+        return i, self.examples[i]
+
+
+class EvalCollator:
+    """Builds, per batch of items, the teacher-forced rows (answer, paraphrase, perturbations) and the
+    left-padded generation prompts; both carry the image (SPEC §3: generation is given the image)."""
+
+    def __init__(self, encoder: ExampleEncoder):
+        self.encoder = encoder
+
+    def __call__(self, items: list[tuple[int, Example]]) -> dict[str, Any]:
+        rows, row_item, row_role = [], [], []
+        for j, (_, ex) in enumerate(items):
+            candidates = [(0, ex.answer)]
+            if ex.paraphrased is not None:
+                candidates.append((1, ex.paraphrased))
+            candidates += [(2, p) for p in ex.perturbed]
+            for role, text in candidates:
+                rows.append(self.encoder.encode(ex, answer=text))
+                row_item.append(j)
+                row_role.append(role)
+        prompts = [dict(self.encoder.prompt(ex)) for _, ex in items]
+        return {
+            "index": torch.tensor([i for i, _ in items], dtype=torch.long),
+            "examples": [ex for _, ex in items],
+            "score": pad_batch(rows, self.encoder.pad_id, side="right"),
+            "row_item": torch.tensor(row_item, dtype=torch.long),
+            "row_role": torch.tensor(row_role, dtype=torch.long),
+            "generate": pad_batch(prompts, self.encoder.pad_id, side="left"),
+        }

@@ -1,0 +1,161 @@
+"""The LightningDataModule: forget / retain / IDK training streams and one loader per evaluation set."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import lightning as L
+from torch.utils.data import DataLoader
+
+from ..errors import ClearConfigError
+from .batching import (
+    EncodedDataset,
+    EvalCollator,
+    EvalDataset,
+    GroupedBatchSampler,
+    PairedStreams,
+    RowCollator,
+    StreamCollator,
+)
+from .encoding import ExampleEncoder
+from .examples import Example, eval_examples, prior_examples, training_examples
+from .source import SnapshotSource
+
+log = logging.getLogger(__name__)
+
+SPLITS = {"forget01": "retain99", "forget05": "retain95", "forget10": "retain90"}
+TRAIN_SETS = ("full", "retain", "prior")
+
+
+def retain_config(split: str) -> str:
+    """retainNN for forgetNN, with an error that lists the valid splits."""
+    if split not in SPLITS:
+        raise ClearConfigError(f"unknown split '{split}'", f"use split= one of {', '.join(SPLITS)}")
+    return SPLITS[split]
+
+
+class CLEARDataModule(L.LightningDataModule):
+    """Builds only what the stage and method need.
+
+    `train_on` = full | retain | prior gives plain supervised training (original, gold, pre-training);
+    `train_on=None` gives forget-anchored pairs of the method's `streams` (unlearning).
+    """
+
+    def __init__(
+        self,
+        source: SnapshotSource,
+        encoder: ExampleEncoder,
+        split: str = "forget10",
+        modalities: Sequence[str] = ("text", "visual"),
+        streams: Sequence[str] = ("forget", "retain"),
+        train_on: str | None = None,
+        batch_size: int = 8,
+        eval_batch_size: int = 32,
+        eval_sets: Sequence[str] = (),
+        max_eval_items: int | None = None,
+        idk_answers: Sequence[str] = (),
+        seed: int = 0,
+        num_workers: int = 0,
+    ):
+        super().__init__()
+        if train_on is not None and train_on not in TRAIN_SETS:
+            raise ClearConfigError(f"unknown training set '{train_on}'", f"use one of {TRAIN_SETS}")
+        bad = set(modalities) - {"text", "visual"}
+        if bad or not modalities:
+            raise ClearConfigError(f"unknown modalities {sorted(bad) or '[]'}", "use modality=text|visual|both")
+        self.retain_split = retain_config(split)
+        self.source, self.encoder, self.split = source, encoder, split
+        self.modalities, self.streams, self.train_on = tuple(modalities), tuple(streams), train_on
+        self.batch_size, self.eval_batch_size, self.seed = batch_size, eval_batch_size, seed
+        self.eval_sets, self.max_eval_items = tuple(eval_sets), max_eval_items
+        self.idk_answers, self.num_workers = tuple(idk_answers), num_workers
+        self._eval: dict[str, list[Example]] | None = None
+
+    # --- training ---------------------------------------------------------------------------
+    def forget_examples(self) -> list[Example]:
+        """The forget rows of the chosen modality; refusing an empty set (nothing to unlearn)."""
+        rows = training_examples(self.source, f"{self.split}+tofu", self.seed, "forget")
+        rows = [r for r in rows if r.modality in self.modalities]
+        if not rows:
+            raise ClearConfigError(
+                f"the forget set of split={self.split} with modalities {list(self.modalities)} has no rows",
+                "choose another split/modality, or regenerate the data with more persons (data.num_persons)",
+            )
+        return rows
+
+    def retain_examples(self) -> list[Example]:
+        """Retain rows: always both modalities (SPEC §1)."""
+        return training_examples(self.source, f"{self.retain_split}+tofu", self.seed, "retain")
+
+    def _rank(self) -> tuple[int, int]:
+        trainer = self.trainer
+        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+
+    def train_dataloader(self) -> DataLoader:
+        rank, world = self._rank()
+        if self.train_on is not None:
+            examples = {
+                "full": lambda: training_examples(self.source, "full+tofu", self.seed),
+                "retain": lambda: training_examples(self.source, f"{self.retain_split}+tofu", self.seed),
+                "prior": lambda: prior_examples(self.source),
+            }[self.train_on]()
+            sampler = GroupedBatchSampler(
+                [e.modality for e in examples], self.batch_size, self.seed, rank=rank, world_size=world
+            )
+            return DataLoader(
+                EncodedDataset(examples, self.encoder),
+                batch_sampler=sampler,
+                collate_fn=RowCollator(self.encoder.pad_id),
+                num_workers=self.num_workers,
+            )
+        data = PairedStreams(
+            self.forget_examples(),
+            self.encoder,
+            self.streams,
+            retain=self.retain_examples() if "retain" in self.streams else (),
+            idk_answers=self.idk_answers,
+            seed=self.seed,
+            rank=rank,
+        )
+        return DataLoader(
+            data,
+            batch_size=self.batch_size,
+            shuffle=True,
+            generator=_seeded(self.seed),
+            collate_fn=StreamCollator(self.encoder.pad_id),
+            num_workers=self.num_workers,
+        )
+
+    # --- evaluation -------------------------------------------------------------------------
+    def evaluation_sets(self) -> dict[str, list[Example]]:
+        """Evaluation items per set; visual sets are skipped (and said so) for a text-only model."""
+        if self._eval is None:
+            self._eval = {}
+            for name in self.eval_sets:
+                items = eval_examples(self.source, name, self.split, self.seed)
+                if items and items[0].image is not None and not self.encoder.supports_images:
+                    log.warning("skipping evaluation set %s: the model is text-only", name)
+                    continue
+                if self.max_eval_items:
+                    items = items[: self.max_eval_items]
+                self._eval[name] = items
+        return self._eval
+
+    def test_dataloader(self) -> list[DataLoader]:
+        return [
+            DataLoader(
+                EvalDataset(items),
+                batch_size=self.eval_batch_size,
+                shuffle=False,
+                collate_fn=EvalCollator(self.encoder),
+                num_workers=self.num_workers,
+            )
+            for items in self.evaluation_sets().values()
+        ]
+
+
+def _seeded(seed: int):
+    import torch
+
+    return torch.Generator().manual_seed(seed)

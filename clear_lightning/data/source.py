@@ -1,0 +1,146 @@
+"""Where the data comes from: a hub id at a pinned revision or a local snapshot directory.
+
+CLEAR-mini and the real CLEAR are read by the same `load_dataset(<dir or id>, <config>)` call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import asdict
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import datasets
+
+from ..errors import ClearConfigError
+from .schema import check_columns
+
+log = logging.getLogger(__name__)
+
+
+class SnapshotSource:
+    """CLEAR (+ TOFU text QA, + optional PRIOR knowledge) read from dataset snapshots or hub ids."""
+
+    def __init__(
+        self,
+        name: str,
+        clear: str,
+        tofu: str,
+        prior: str | None = None,
+        revision: str | None = None,
+        tofu_revision: str | None = None,
+    ) -> None:
+        self.name = name
+        self.locations = {"clear": clear, "tofu": tofu, "prior": prior}
+        self.revisions = {"clear": revision, "tofu": tofu_revision, "prior": None}
+        self._cache: dict[tuple[str, str], datasets.Dataset] = {}
+
+    @property
+    def has_prior(self) -> bool:
+        return self.locations["prior"] is not None
+
+    @cached_property
+    def revision(self) -> str:
+        """A data revision for provenance and artifact keys: the pinned one or a content hash."""
+        parts = []
+        for collection in ("clear", "tofu", "prior"):
+            location = self.locations[collection]
+            if location is None:
+                continue
+            pinned = self.revisions[collection]
+            if pinned:
+                parts.append(pinned)
+            elif Path(location).exists():
+                parts.append(_content_hash(Path(location)))
+            else:
+                parts.append(location)
+        return hashlib.sha256("|".join(parts).encode()).hexdigest()[:12]
+
+    def identity(self) -> dict[str, Any]:
+        """What determines the data, for artifact keys (not where it happens to live)."""
+        return {"name": self.name, "revision": self.revision}
+
+    def load(self, collection: str, config: str) -> datasets.Dataset:
+        """One config's `train` split, validated against SPEC §2, cached per process."""
+        key = (collection, config)
+        if key not in self._cache:
+            location = self.locations.get(collection)
+            if location is None:
+                raise ClearConfigError(
+                    f"data source '{self.name}' has no '{collection}' collection",
+                    "the pretrain stage needs a source with prior knowledge (data=clear_mini)",
+                )
+            if not _is_hub_id(location) and not Path(location).exists():
+                raise ClearConfigError(
+                    f"dataset path {location} does not exist",
+                    "set data.path / data.tofu_path to a local snapshot (a clone of the dataset repo) or a hub id",
+                )
+            try:
+                ds = datasets.load_dataset(
+                    location, config, split="train", revision=self.revisions[collection]
+                )
+            except ValueError as err:
+                if "BuilderConfig" in str(err) or "not found" in str(err):
+                    raise ClearConfigError(
+                        f"config '{config}' is missing from {location}: {err}",
+                        "use a complete snapshot of the dataset (SPEC §2 lists every config)",
+                    ) from err
+                raise
+            check_columns(collection, config, ds.column_names, location)
+            if len(ds) == 0:
+                raise ClearConfigError(
+                    f"{collection} config '{config}' at {location} has no rows",
+                    "check the snapshot or the split choice; an empty set cannot be unlearned or scored",
+                )
+            self._cache[key] = ds
+        return self._cache[key]
+
+
+class ClearMiniSource(SnapshotSource):
+    """The synthetic CLEAR-mini, generated on first use into the artifact root and reused after."""
+
+    def __init__(self, root: str, **sizes: Any) -> None:
+        from .clear_mini import ClearMiniConfig, generate_clear_mini, revision
+
+        config = ClearMiniConfig(**sizes)
+        rev = revision(config)
+        snapshot_root = Path(root) / f"clear_mini-{rev}"
+        if not (snapshot_root / "CLEAR" / "README.md").exists():
+            log.info("generating CLEAR-mini (%s) in %s", _describe(config), snapshot_root)
+            generate_clear_mini(snapshot_root, config)
+        self.config = config
+        super().__init__(
+            name="clear_mini",
+            clear=str(snapshot_root / "CLEAR"),
+            tofu=str(snapshot_root / "TOFU"),
+            prior=str(snapshot_root / "PRIOR"),
+            revision=rev,
+            tofu_revision=rev,
+        )
+
+    @cached_property
+    def revision(self) -> str:
+        return self.revisions["clear"]
+
+    def identity(self) -> dict[str, Any]:
+        return {"name": self.name, "revision": self.revision, "config": asdict(self.config)}
+
+
+def _describe(config: Any) -> str:
+    return json.dumps(asdict(config))
+
+
+def _is_hub_id(location: str) -> bool:
+    return not location.startswith(("/", ".", "~")) and location.count("/") == 1 and not Path(location).exists()
+
+
+def _content_hash(path: Path) -> str:
+    """Hash of file names and sizes: cheap, and changes whenever a snapshot's files change."""
+    h = hashlib.sha256()
+    for f in sorted(path.rglob("*")):
+        if f.is_file() and ".git" not in f.parts:
+            h.update(f"{f.relative_to(path)}:{f.stat().st_size}".encode())
+    return h.hexdigest()[:12]

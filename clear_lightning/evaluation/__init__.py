@@ -1,0 +1,1 @@
+"""Evaluation of any model on the CLEAR sets: per-item records first, aggregates from them."""

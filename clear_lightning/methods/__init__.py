@@ -1,0 +1,1 @@
+"""Unlearning methods: one small LightningModule per method over `base.UnlearningModule`."""

@@ -1,0 +1,130 @@
+"""The base of every unlearning method: a LoRA student over a frozen reference (SPEC §5)."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+import lightning as L
+import torch
+from peft import LoraConfig, PeftModel, get_peft_model
+from torch import Tensor
+
+from . import losses
+
+
+class UnlearningModule(L.LightningModule):
+    """Student θ = base + LoRA adapter; reference θ₀ = the same network with the adapter disabled.
+
+    No second copy of the weights is kept for LoRA students; a frozen deep copy is made only for
+    full-parameter unlearning (`lora=False`). Subclasses declare the data `streams` they need and
+    implement `compute_loss`; the ℓ1 LoRA regulariser is added here for every method.
+    """
+
+    streams: ClassVar[tuple[str, ...]] = ("forget",)
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        name: str = "",
+        lora: bool = True,
+        lora_config: dict[str, Any] | None = None,
+        l1_lambda: float = 0.0,
+        lr: float = 1e-5,
+        weight_decay: float = 0.01,
+        warmup_epochs: float = 1.0,
+    ):
+        super().__init__()
+        self.save_hyperparameters(ignore=["model"])
+        if l1_lambda and not lora:
+            raise ValueError("method.l1_lambda regularises LoRA weights; set method.lora=true to use it")
+        self.model = get_peft_model(model, LoraConfig(**(lora_config or {}))) if lora else model
+        self.model.train()  # from_pretrained returns eval mode; the student trains
+        self.reference_model = None if lora else copy.deepcopy(model).eval().requires_grad_(False)
+
+    # --- the two networks -------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _reference(self) -> Iterator[torch.nn.Module]:
+        if self.reference_model is not None:
+            yield self.reference_model
+        else:
+            with self.model.disable_adapter():
+                yield self.model
+
+    def forward(self, batch: dict[str, Tensor | None], **kwargs: Any) -> Any:
+        return self.model(
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            pixel_values=batch.get("pixel_values"),
+            **kwargs,
+        )
+
+    @torch.no_grad()
+    def reference_forward(self, batch: dict[str, Tensor | None], **kwargs: Any) -> Any:
+        """θ₀'s outputs; never trained, never part of the graph."""
+        with self._reference() as ref:
+            was_training = ref.training
+            ref.eval()
+            out = ref(
+                input_ids=batch["input_ids"],
+                attention_mask=batch["attention_mask"],
+                pixel_values=batch.get("pixel_values"),
+                **kwargs,
+            )
+            ref.train(was_training)
+        return out
+
+    def nll(self, batch: dict[str, Tensor | None]) -> Tensor:
+        return losses.nll(self(batch).logits, batch["labels"])
+
+    # --- training ---------------------------------------------------------------------------
+    def compute_loss(self, batch: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
+        """The method's objective on one batch of streams; returns (loss, parts to log)."""
+        raise NotImplementedError
+
+    def regularised(self, loss: Tensor, parts: dict[str, Tensor]) -> Tensor:
+        if self.hparams.l1_lambda:
+            l1 = losses.lora_l1(self.model)
+            parts["l1"] = l1.detach()
+            loss = loss + self.hparams.l1_lambda * l1
+        return loss
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        loss, parts = self.compute_loss(batch)
+        loss = self.regularised(loss, parts)
+        bs = batch["forget"]["input_ids"].shape[0] if "forget" in batch else None
+        self.log("train/loss", loss, prog_bar=True, batch_size=bs)
+        self.log_dict({f"train/{k}": v for k, v in parts.items()}, batch_size=bs)
+        return loss
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        """AdamW; linear warm-up over `warmup_epochs` then linear decay to 0 (SPEC §4)."""
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        epochs = max(1, self.trainer.max_epochs or 1)
+        warmup = min(total - 1, math.ceil(total * self.hparams.warmup_epochs / epochs))
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _warmup_linear(s, warmup, total))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    # --- results ----------------------------------------------------------------------------
+    def unlearned_model(self) -> torch.nn.Module:
+        """The network to evaluate: the student with its adapter active."""
+        return self.model
+
+    def save_student(self, path: str) -> None:
+        """Adapter only for LoRA students (safetensors); the full model otherwise."""
+        self.model.save_pretrained(path)
+
+    @property
+    def is_lora(self) -> bool:
+        return isinstance(self.model, PeftModel)
+
+
+def _warmup_linear(step: int, warmup: int, total: int) -> float:
+    if step < warmup:
+        return (step + 1) / (warmup + 1)
+    return max(0.0, (total - step) / max(1, total - warmup))

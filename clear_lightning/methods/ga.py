@@ -1,0 +1,13 @@
+"""Gradient ascent on the forget set (SPEC §5)."""
+
+from typing import Any
+
+from torch import Tensor
+
+from .base import UnlearningModule
+
+
+class GradientAscent(UnlearningModule):
+    def compute_loss(self, batch: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
+        forget = self.nll(batch["forget"])
+        return -forget, {"forget_nll": forget.detach()}  # −NLL(forget)

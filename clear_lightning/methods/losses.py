@@ -1,0 +1,57 @@
+"""Pure loss functions over answer tokens only (SPEC §5); every method composes these."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..data.encoding import IGNORE_INDEX
+
+
+def _shift(logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Next-token alignment: position t predicts label t+1; mask is True on answer tokens."""
+    logits, labels = logits[:, :-1].float(), labels[:, 1:]
+    return logits, labels, labels != IGNORE_INDEX
+
+
+def token_nll(logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-token cross-entropy [B, T-1] (0 off the answer) and the answer mask."""
+    logits, labels, mask = _shift(logits, labels)
+    nll = F.cross_entropy(logits.transpose(1, 2), labels.clamp_min(0), reduction="none")
+    return nll * mask, mask
+
+
+def sequence_nll(logits: Tensor, labels: Tensor) -> Tensor:
+    """Mean token NLL of each sequence's answer [B]; P(y|x)^(1/|y|) = exp(-this) (SPEC §6)."""
+    nll, mask = token_nll(logits, labels)
+    return nll.sum(1) / mask.sum(1).clamp_min(1)
+
+
+def sequence_log_likelihood(logits: Tensor, labels: Tensor) -> Tensor:
+    """Sum of answer-token log-probabilities log p(y|x) [B] (NPO/DPO use whole-sequence likelihoods)."""
+    nll, _ = token_nll(logits, labels)
+    return -nll.sum(1)
+
+
+def nll(logits: Tensor, labels: Tensor) -> Tensor:
+    """NLL(D): mean cross-entropy over all answer tokens of the batch (SPEC §5 notation)."""
+    total, mask = token_nll(logits, labels)
+    return total.sum() / mask.sum().clamp_min(1)
+
+
+def answer_kl(p_logits: Tensor, q_logits: Tensor, labels: Tensor) -> Tensor:
+    """KL(p ‖ q) = Σ_v p log(p/q), averaged over answer positions only (never pad/prompt/image)."""
+    p_logits, _, mask = _shift(p_logits, labels)
+    q_logits = q_logits[:, :-1].float()
+    log_p, log_q = F.log_softmax(p_logits, -1), F.log_softmax(q_logits, -1)
+    kl = (log_p.exp() * (log_p - log_q)).sum(-1)
+    return (kl * mask).sum() / mask.sum().clamp_min(1)
+
+
+def lora_l1(module: torch.nn.Module) -> Tensor:
+    """Σ‖W_lora‖₁ over every LoRA matrix (the paper's ℓ1 regulariser, SPEC §5)."""
+    terms = [p.abs().sum() for n, p in module.named_parameters() if "lora_" in n and p.requires_grad]
+    if not terms:
+        return torch.zeros(())
+    return torch.stack(terms).sum()

@@ -1,0 +1,1 @@
+"""Model construction (tiny, config-built LLaVA) and loading through `from_pretrained`."""

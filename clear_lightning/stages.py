@@ -1,0 +1,230 @@
+"""The pipeline's stages (DESIGN.md): pretrain → finetune (original) → gold → unlearn → eval.
+
+Upstream models are artifacts keyed by what determines them, so a repeated run reuses them and a
+changed recipe rebuilds them. Each function here builds or finds one artifact.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from .artifacts import ArtifactStore, digest
+from .data.clear_mini import load_idk_answers
+from .data.datamodule import CLEARDataModule
+from .data.encoding import ExampleEncoder, PromptTemplate
+from .data.examples import corpus
+from .data.source import SnapshotSource
+from .errors import ClearConfigError
+from .evaluation.module import Evaluator
+from .evaluation.records import read_records, write_records
+from .methods.finetune import FineTuneModule
+from .models.load import load_model, load_processor
+from .provenance import provenance
+
+log = logging.getLogger(__name__)
+
+
+def _plain(node: Any) -> Any:
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+
+
+@dataclass
+class Context:
+    """Everything a stage needs: the resolved config, the artifact store and the data source."""
+
+    cfg: DictConfig
+
+    @cached_property
+    def store(self) -> ArtifactStore:
+        return ArtifactStore(self.cfg.paths.artifacts)
+
+    @cached_property
+    def source(self) -> SnapshotSource:
+        return instantiate(self.cfg.data)
+
+    @property
+    def model_cfg(self) -> DictConfig:
+        return self.cfg.model
+
+    @property
+    def builds_locally(self) -> bool:
+        return self.cfg.model.get("build") is not None
+
+    @property
+    def build_missing(self) -> bool:
+        value = self.cfg.build_missing
+        return self.builds_locally if value == "auto" else bool(value)
+
+    def provenance(self, **extra: Any) -> dict[str, Any]:
+        return provenance(self.cfg.seed, self.source.revision, extra)
+
+    def say(self, message: str) -> None:
+        """Stage decisions are printed, not just logged: the user should see what is built and why."""
+        print(f"[clear_lightning] {message}", flush=True)
+
+    # --- building blocks --------------------------------------------------------------------
+    def load(self, path: str | Path) -> tuple[Any, Any]:
+        m = self.model_cfg
+        model = load_model(
+            str(path), m.model_class, m.dtype, m.get("quantization"), m.get("attn_implementation"),
+            m.get("revision") if path == m.get("path") else None,
+        )
+        processor = load_processor(str(path), m.model_class, m.get("revision") if path == m.get("path") else None)
+        return model, processor
+
+    def encoder(self, processor: Any, cache: bool | None = None) -> ExampleEncoder:
+        template = PromptTemplate(**_plain(self.model_cfg.prompt))
+        return ExampleEncoder(processor, template, cache=self.cfg.data_cache if cache is None else cache)
+
+    def datamodule(self, encoder: ExampleEncoder, **kwargs: Any) -> CLEARDataModule:
+        cfg = self.cfg
+        defaults = dict(
+            source=self.source,
+            encoder=encoder,
+            split=cfg.split.name,
+            modalities=list(cfg.modality.forget),
+            eval_batch_size=cfg.eval.batch_size,
+            eval_sets=list(cfg.eval.sets),
+            max_eval_items=cfg.eval.max_items,
+            seed=cfg.seed,
+        )
+        return CLEARDataModule(**{**defaults, **kwargs})
+
+    def trainer(self, directory: Path, **kwargs: Any) -> L.Trainer:
+        logger = instantiate(self.cfg.logger, save_dir=str(directory)) if self.cfg.logger else False
+        callbacks = [instantiate(c) for c in (self.cfg.get("callbacks") or {}).values()] if logger else []
+        return instantiate(self.cfg.trainer, logger=logger, callbacks=callbacks, **kwargs)
+
+
+# --- artifacts -------------------------------------------------------------------------------
+def base_model(ctx: Context, build: bool) -> tuple[str, dict[str, Any]]:
+    """The starting checkpoint: a hub id/dir, or (tiny model) a config-built, pre-trained artifact."""
+    m = ctx.model_cfg
+    if not ctx.builds_locally:
+        if not m.get("path"):
+            raise ClearConfigError(f"model '{m.name}' has neither model.path nor model.build", "set model.path")
+        return str(m.path), {"path": str(m.path), "revision": m.get("revision")}
+    key = {
+        "build": _plain(m.build), "data": ctx.source.identity(), "pretrain": _plain(ctx.cfg.pretrain),
+        "seed": ctx.cfg.seed,
+    }
+    found = ctx.store.get("base", key)
+    if found:
+        return str(found / "model"), {"artifact": digest(key)}
+    if not build:
+        raise ClearConfigError(f"the base model of {m.name} is not built yet", "run stage=pretrain first")
+    ctx.say(f"building the {m.name} base model (random init + pre-training on prior knowledge)")
+
+    def builder(out: Path) -> None:
+        from .models.tiny import create_tiny_llava
+
+        spec = instantiate(m.build)
+        L.seed_everything(ctx.cfg.seed, verbose=False)
+        create_tiny_llava(spec, corpus(ctx.source, extra=load_idk_answers()), out / "init")
+        _fit_and_save(ctx, out / "init", out, "prior", ctx.cfg.pretrain)
+
+    path = ctx.store.build("base", key, builder, ctx.provenance(stage="pretrain"))
+    return str(path / "model"), {"artifact": digest(key)}
+
+
+def finetuned_model(ctx: Context, which: str, build: bool) -> tuple[Path, dict[str, Any]]:
+    """`original` (fine-tuned on everything) or `gold` (on the retain set of this split) (SPEC §4)."""
+    base_path, base_key = base_model(ctx, build)
+    key = {
+        "base": base_key, "data": ctx.source.identity(), "finetune": _plain(ctx.cfg.finetune),
+        "seed": ctx.cfg.seed, "train_on": "full" if which == "original" else ctx.cfg.split.name,
+    }
+    found = ctx.store.get(which, key)
+    if found:
+        return found / "model", key
+    if not build:
+        raise ClearConfigError(
+            f"the {which} model for {ctx.model_cfg.name} ({key['train_on']}) is not built yet",
+            f"run stage={'finetune' if which == 'original' else 'gold'} first, or pass build_missing=true "
+            "(on a 7B model this costs GPU-hours)",
+        )
+    ctx.say(f"building the {which} model: fine-tune on {'full' if which == 'original' else 'retain of ' + ctx.cfg.split.name}")
+    train_on = "full" if which == "original" else "retain"
+    path = ctx.store.build(
+        which, key, lambda out: _fit_and_save(ctx, base_path, out, train_on, ctx.cfg.finetune),
+        ctx.provenance(stage=which),
+    )
+    return path / "model", key
+
+
+def _fit_and_save(ctx: Context, init: str | Path, out: Path, train_on: str, recipe: DictConfig) -> None:
+    L.seed_everything(ctx.cfg.seed, verbose=False)
+    model, processor = ctx.load(init)
+    lora = _plain(recipe.lora) if recipe.get("lora") else None
+    module = FineTuneModule(
+        model, lr=recipe.lr, weight_decay=recipe.weight_decay, warmup_ratio=recipe.warmup_ratio,
+        schedule=recipe.schedule, lora_config=lora,
+    )
+    dm = ctx.datamodule(ctx.encoder(processor), train_on=train_on, batch_size=recipe.batch_size)
+    trainer = ctx.trainer(out, max_epochs=recipe.epochs, accumulate_grad_batches=recipe.get("grad_accum", 1))
+    trainer.fit(module, datamodule=dm)
+    module.trained_model().save_pretrained(out / "model")
+    processor.save_pretrained(out / "model")
+
+
+def evaluation(ctx: Context, model_dir: Path, model_key: dict[str, Any], label: str, build: bool = True) -> Path:
+    """Per-item records of a stored model on this split's evaluation sets, cached as an artifact."""
+    key = {"model": digest(model_key), "split": ctx.cfg.split.name, "eval": _plain(ctx.cfg.eval), "label": label}
+    found = ctx.store.get("eval", key)
+    if found:
+        return found
+    if not build:
+        raise ClearConfigError(f"no stored evaluation of the {label} model", f"run stage={label} first")
+    ctx.say(f"evaluating the {label} model on {ctx.cfg.split.name}")
+
+    def builder(out: Path) -> None:
+        model, processor = ctx.load(model_dir)
+        records, _ = evaluate(ctx, model, processor)
+        write_records(out / "eval", records)
+        (out / "meta.json").write_text(json.dumps(eval_identity(ctx, label), indent=2))
+
+    return ctx.store.build("eval", key, builder, ctx.provenance(stage="eval", label=label))
+
+
+def eval_identity(ctx: Context, label: str) -> dict[str, Any]:
+    """What a gold evaluation must match for its scores to be comparable."""
+    return {
+        "label": label, "model": ctx.model_cfg.name, "split": ctx.cfg.split.name,
+        "data_revision": ctx.source.revision, "eval_sets": list(ctx.cfg.eval.sets),
+    }
+
+
+def evaluate(ctx: Context, model: Any, processor: Any) -> tuple[dict[str, list[dict[str, Any]]], dict[str, float]]:
+    """`trainer.test` over every evaluation set; returns the per-item records and time spent."""
+    dm = ctx.datamodule(ctx.encoder(processor, cache=False))
+    names = list(dm.evaluation_sets())
+    tokenizer = getattr(processor, "tokenizer", processor)
+    evaluator = Evaluator(model, tokenizer, names, ctx.cfg.eval.max_new_tokens, ctx.cfg.eval.truth_ratio_mean)
+    trainer = instantiate(ctx.cfg.trainer, logger=False, callbacks=[])
+    trainer.test(evaluator, datamodule=dm, verbose=False)
+    return evaluator.records, dict(evaluator.seconds)
+
+
+def load_gold(ctx: Context, path: Path) -> dict[str, list[dict[str, Any]]]:
+    """Gold records, refusing a gold model of another split, model or data revision."""
+    meta_file = Path(path) / "meta.json"
+    if not meta_file.exists():
+        raise ClearConfigError(f"no gold evaluation metadata at {path}", "point eval.gold at a gold evaluation directory")
+    meta = json.loads(meta_file.read_text())
+    want = eval_identity(ctx, "gold")
+    for field in ("model", "split", "data_revision"):
+        if meta.get(field) != want[field]:
+            raise ClearConfigError(
+                f"the gold evaluation at {path} is for {field}={meta.get(field)!r}, this run has {want[field]!r}",
+                "score against the gold model of the same model, split and data revision (stage=gold split=...)",
+            )
+    return read_records(Path(path) / "eval")
