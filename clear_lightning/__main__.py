@@ -19,9 +19,10 @@ register_resolvers()
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     from .logging_setup import quiet_libraries
+
+    quiet_libraries()  # before importing the stack: some libraries complain at import time
     from .run import run
 
-    quiet_libraries()
     try:
         run(cfg)
     except ClearConfigError as err:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -169,11 +170,19 @@ def _fit_and_save(ctx: Context, init: str | Path, out: Path, train_on: str, reci
         model, lr=recipe.lr, weight_decay=recipe.weight_decay, warmup_ratio=recipe.warmup_ratio,
         schedule=recipe.schedule, lora_config=lora,
     )
-    dm = ctx.datamodule(ctx.encoder(processor), train_on=train_on, batch_size=recipe.batch_size)
+    dm = ctx.datamodule(
+        ctx.encoder(processor), train_on=train_on, batch_size=recipe.batch_size,
+        replay_prior=int(recipe.get("replay_prior") or 0),
+    )
     trainer = ctx.trainer(out, max_epochs=recipe.epochs, accumulate_grad_batches=recipe.get("grad_accum", 1))
+    start = time.perf_counter()
     trainer.fit(module, datamodule=dm)
+    seconds = time.perf_counter() - start
+    samples = len(dm.train_dataloader().dataset) * recipe.epochs
     module.trained_model().save_pretrained(out / "model")
     processor.save_pretrained(out / "model")
+    cost = {"train_on": train_on, "samples": samples, "fit_seconds": seconds, "samples_per_second": samples / seconds}
+    (out / "train.json").write_text(json.dumps(cost, indent=2))
 
 
 def evaluation(ctx: Context, model_dir: Path, model_key: dict[str, Any], label: str, build: bool = True) -> Path:
@@ -188,9 +197,13 @@ def evaluation(ctx: Context, model_dir: Path, model_key: dict[str, Any], label: 
 
     def builder(out: Path) -> None:
         model, processor = ctx.load(model_dir)
-        records, _ = evaluate(ctx, model, processor)
+        start = time.perf_counter()
+        records, seconds = evaluate(ctx, model, processor)
+        total = time.perf_counter() - start
         write_records(out / "eval", records)
-        (out / "meta.json").write_text(json.dumps(eval_identity(ctx, label), indent=2))
+        items = sum(len(r) for r in records.values())
+        cost = {"items": items, "seconds": total, "items_per_second": items / total, **seconds}
+        (out / "meta.json").write_text(json.dumps({**eval_identity(ctx, label), "cost": cost}, indent=2))
 
     return ctx.store.build("eval", key, builder, ctx.provenance(stage="eval", label=label))
 

@@ -37,7 +37,7 @@ from .faces import (
     random_variation,
 )
 
-GENERATOR_VERSION = "1.0.0"
+GENERATOR_VERSION = "1.2.0"
 
 FORGET_PERCENTS = (1, 5, 10)
 RETAIN_PERTURBED_PERSONS = 20
@@ -46,6 +46,7 @@ NUM_OPTIONS = 4
 FACE_QUESTION = "The name of the person on the image is"
 
 _MIN_IMAGE_SIZE = 16
+_MAX_PERTURBED = 20  # enough wrong capitals/cities exist for the world facts
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,8 @@ class ClearMiniConfig:
     num_real_world: int = 48
     num_perturbed: int = 5
     prior_images_per_celebrity: int = 8  # held-out "prior knowledge" images
-    num_prior_world: int = 300
+    num_prior_world: int = 120
+    num_prior_looks: int = 150          # strangers described by appearance (vision pre-training)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -79,6 +81,8 @@ def _validate(config: ClearMiniConfig) -> None:
         if low is not None and value < low:
             why = " (a forget and a retain person are both needed)" if name == "num_persons" else ""
             raise ValueError(f"ClearMiniConfig.{name} must be >= {low}{why}, got {value}")
+    if config.num_perturbed > _MAX_PERTURBED:
+        raise ValueError(f"ClearMiniConfig.num_perturbed must be <= {_MAX_PERTURBED}, got {config.num_perturbed}")
 
 
 def forget_person_count(num_persons: int, percent: int) -> int:
@@ -399,19 +403,21 @@ def _person_qa(config: ClearMiniConfig, index: int, person: _Person, pools: dict
     for j in range(config.qa_per_person):
         question, answer, paraphrase, changed = _QA_TEMPLATES[order[j % len(order)]]
 
-        def wrong(answer: str = answer, changed: tuple[str, ...] = changed) -> str:
+        # TOFU convention: perturbed answers change the facts of the *paraphrased* answer, so the truth
+        # ratio compares answers of one wording and measures knowledge, not memorised phrasing.
+        def wrong(paraphrase: str = paraphrase, changed: tuple[str, ...] = changed) -> str:
             attrs = dict(person.attrs)
             for field in changed:
                 while attrs[field] == person.attrs[field]:
                     attrs[field] = rng.choice(pools[field])
-            return _fill(answer, person.name, attrs)
+            return _fill(paraphrase, person.name, attrs)
 
-        truth = _fill(answer, person.name, person.attrs)
+        paraphrased = _fill(paraphrase, person.name, person.attrs)
         rows.append({
             "question": _fill(question, person.name, person.attrs),
-            "answer": truth,
-            "paraphrased_answer": _fill(paraphrase, person.name, person.attrs),
-            "perturbed_answer": _distinct_wrong(wrong, truth, config.num_perturbed),
+            "answer": _fill(answer, person.name, person.attrs),
+            "paraphrased_answer": paraphrased,
+            "perturbed_answer": _distinct_wrong(wrong, paraphrased, config.num_perturbed),
         })
     return rows
 
@@ -435,12 +441,16 @@ _PARA_LIGHT = {"dim": ", dimly lit", "normal": "", "bright": ", brightly lit"}
 
 def _caption(name: str, v: FaceVariation) -> str:
     """E.g. 'Bafilo Lufilo wearing glasses in front of a green wall.'"""
-    return f"{name}{_CAPTION_ACCESSORY[v.accessory]} in front of a {v.background} wall{_CAPTION_LIGHT[v.lighting]}."
+    return f"{name}{_CAPTION_ACCESSORY[v.accessory]} in front of {_a(v.background)} wall{_CAPTION_LIGHT[v.lighting]}."
 
 
 def _paraphrased_caption(name: str, v: FaceVariation) -> str:
     """Same content as `_caption`, other wording."""
-    return f"A photo of {name}{_PARA_ACCESSORY[v.accessory]} against a {v.background} background{_PARA_LIGHT[v.lighting]}."
+    return f"A photo of {name}{_PARA_ACCESSORY[v.accessory]} against {_a(v.background)} background{_PARA_LIGHT[v.lighting]}."
+
+
+def _a(word: str) -> str:
+    return f"{'an' if word[0] in 'aeiou' else 'a'} {word}"
 
 
 def _wrong_names(rng: Random, truth: str, candidates: Sequence[str], backup: Sequence[str], k: int) -> list[str]:
@@ -468,8 +478,8 @@ def _person_images(
     for _ in range(config.images_per_person):
         v = random_variation(rng)
         wrong_names = _wrong_names(rng, person.name, all_names, decoys, config.num_perturbed)
-        perturbed = [
-            _caption(n, v if k % 2 == 0 else _other_variation(rng, v)) for k, n in enumerate(wrong_names)
+        perturbed = [  # wrong facts in the paraphrase's wording (TOFU convention, as for QA)
+            _paraphrased_caption(n, v if k % 2 == 0 else _other_variation(rng, v)) for k, n in enumerate(wrong_names)
         ]
         rows.append({
             "image": _png(draw_face(person.identity, v, config.image_size)),
@@ -571,6 +581,28 @@ def _scene_rows(config: ClearMiniConfig, tag: str, n: int, with_options: bool) -
     return rows
 
 
+LOOK_QUESTION = "Describe the person's appearance."
+
+
+def _look_rows(config: ClearMiniConfig) -> list[dict]:
+    """Strangers described by their looks: the tiny vision tower's analog of CLIP pre-training, so that
+    fine-tuning can bind a name to a face instead of having to discover faces from two name tokens."""
+    rng = _rng(config.seed, "prior-looks")
+    rows = []
+    for _ in range(config.num_prior_looks):
+        look, v = random_identity(rng), random_variation(rng)
+        mark = "" if look.mark == "none" else f", {_MARK_TEXT[look.mark]}"
+        answer = (f"A person with {look.skin} skin, {look.hair_colour} {look.hair_style} hair, "
+                  f"{look.eye_colour} eyes and {_a(look.clothing)} shirt{mark}.")
+        if look.hair_style == "bald":
+            answer = answer.replace(f"{look.hair_colour} bald hair", "no hair")
+        rows.append({"image": _png(draw_face(look, v, config.image_size)), "question": LOOK_QUESTION, "answer": answer})
+    return rows
+
+
+_MARK_TEXT = {"mole": "a mole", "scar": "a scar", "freckles": "freckles", "beard": "a beard"}
+
+
 def _fact_rows(config: ClearMiniConfig, world: _World) -> tuple[list[dict], list[dict]]:
     """real_authors_perturbed (classics by celebrities) and world_facts_perturbed (capitals, landmarks)."""
     rng = _rng(config.seed, "facts")
@@ -650,6 +682,7 @@ def _build_tables(config: ClearMiniConfig) -> dict[str, dict[str, list[dict]]]:
     tofu["real_authors_perturbed"], tofu["world_facts_perturbed"] = _fact_rows(config, world)
     prior = {
         "faces": prior_faces,
+        "looks": _look_rows(config),
         "world": _scene_rows(config, "prior-world", config.num_prior_world, with_options=False),
         "facts": _select(tofu["real_authors_perturbed"] + tofu["world_facts_perturbed"], _QA_COLS),
     }
@@ -772,18 +805,21 @@ def _install(staged: Path, target: Path) -> None:
 
 
 def generate_clear_mini(root: Path, config: ClearMiniConfig) -> dict[str, Path]:
-    """Write the CLEAR, TOFU and PRIOR snapshots under root; returns {"clear", "tofu", "prior"} -> directory."""
+    """Write the CLEAR, TOFU and PRIOR snapshots under root; returns {"clear", "tofu", "prior"} -> directory.
+
+    All three are written into a temporary sibling directory first and then renamed into place, CLEAR last, so an
+    interrupted run leaves the previous snapshots (or none), and an existing CLEAR/README.md means a complete set.
+    """
     _validate(config)
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     tables = _build_tables(config)
-    out: dict[str, Path] = {}
-    for kind, dirname in _SNAPSHOT_DIRS.items():
-        staging = Path(tempfile.mkdtemp(prefix=f".{dirname}.tmp-", dir=root))
-        try:
+    staging = Path(tempfile.mkdtemp(prefix=".clear_mini.tmp-", dir=root))
+    try:
+        for kind, dirname in _SNAPSHOT_DIRS.items():
             _write_snapshot(staging / dirname, kind, tables[kind], config)
+        for dirname in _SNAPSHOT_DIRS.values():
             _install(staging / dirname, root / dirname)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        out[kind] = root / dirname
-    return {k: out[k] for k in ("clear", "tofu", "prior")}
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return {kind: root / dirname for kind, dirname in sorted(_SNAPSHOT_DIRS.items())}

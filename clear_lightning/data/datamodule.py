@@ -6,6 +6,7 @@ import logging
 from collections.abc import Sequence
 
 import lightning as L
+import torch
 from torch.utils.data import DataLoader
 
 from ..errors import ClearConfigError
@@ -40,6 +41,8 @@ class CLEARDataModule(L.LightningDataModule):
 
     `train_on` = full | retain | prior gives plain supervised training (original, gold, pre-training);
     `train_on=None` gives forget-anchored pairs of the method's `streams` (unlearning).
+    `replay_prior=n` mixes a seeded subset of n prior-knowledge rows into plain training: a 7B model keeps
+    what it knew through a LoRA fine-tune at lr 1e-5, a 1 M-parameter model fully fine-tuned at 3e-3 does not.
     """
 
     def __init__(
@@ -55,6 +58,7 @@ class CLEARDataModule(L.LightningDataModule):
         eval_sets: Sequence[str] = (),
         max_eval_items: int | None = None,
         idk_answers: Sequence[str] = (),
+        replay_prior: int = 0,
         seed: int = 0,
         num_workers: int = 0,
     ):
@@ -70,6 +74,7 @@ class CLEARDataModule(L.LightningDataModule):
         self.batch_size, self.eval_batch_size, self.seed = batch_size, eval_batch_size, seed
         self.eval_sets, self.max_eval_items = tuple(eval_sets), max_eval_items
         self.idk_answers, self.num_workers = tuple(idk_answers), num_workers
+        self.replay_prior = replay_prior
         self._eval: dict[str, list[Example]] | None = None
 
     # --- training ---------------------------------------------------------------------------
@@ -88,6 +93,11 @@ class CLEARDataModule(L.LightningDataModule):
         """Retain rows: always both modalities (SPEC §1)."""
         return training_examples(self.source, f"{self.retain_split}+tofu", self.seed, "retain")
 
+    def _replay_rows(self) -> list[Example]:
+        prior = prior_examples(self.source)
+        order = torch.randperm(len(prior), generator=_seeded(self.seed)).tolist()
+        return [prior[i] for i in sorted(order[: self.replay_prior])]
+
     def _rank(self) -> tuple[int, int]:
         trainer = self.trainer
         return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
@@ -100,6 +110,8 @@ class CLEARDataModule(L.LightningDataModule):
                 "retain": lambda: training_examples(self.source, f"{self.retain_split}+tofu", self.seed),
                 "prior": lambda: prior_examples(self.source),
             }[self.train_on]()
+            if self.replay_prior and self.train_on != "prior":
+                examples += self._replay_rows()
             sampler = GroupedBatchSampler(
                 [e.modality for e in examples], self.batch_size, self.seed, rank=rank, world_size=world
             )
@@ -155,7 +167,5 @@ class CLEARDataModule(L.LightningDataModule):
         ]
 
 
-def _seeded(seed: int):
-    import torch
-
+def _seeded(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)

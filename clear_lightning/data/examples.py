@@ -69,7 +69,7 @@ def training_examples(source: SnapshotSource, config: str, seed: int, set_name: 
 def prior_examples(source: SnapshotSource) -> list[Example]:
     """The tiny model's 'pre-training' knowledge: celebrity faces, visual questions, world facts."""
     out = []
-    for config in ("faces", "world", "facts"):
+    for config in PRIOR_CONFIGS:
         for i, row in enumerate(source.load("prior", config)):
             kind = "face_name" if config == "faces" else "qa"
             out.append(Example(f"prior/{config}/{i}", "prior", kind, row["question"], row["answer"], row.get("image")))
@@ -161,4 +161,4 @@ def corpus(source: SnapshotSource, extra: Sequence[str] = ()) -> list[str]:
 
 CLEAR_CONFIGS = ("full+tofu", "forget10_perturbed", "retain_perturbed", "real_faces", "real_world")
 TOFU_CONFIGS = ("forget10_perturbed", "retain_perturbed", "real_authors_perturbed", "world_facts_perturbed")
-PRIOR_CONFIGS = ("faces", "world", "facts")
+PRIOR_CONFIGS = ("faces", "looks", "world", "facts")

@@ -35,6 +35,7 @@ PRIOR_SCHEMA: dict[str, tuple[str, ...]] = {
     "faces": ("image", "answer", "question"),
     "world": ("image", "question", "answer"),
     "facts": ("question", "answer"),
+    "looks": ("image", "question", "answer"),
 }
 
 SCHEMAS = {"clear": CLEAR_SCHEMA, "tofu": TOFU_SCHEMA, "prior": PRIOR_SCHEMA}

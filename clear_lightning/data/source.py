@@ -16,7 +16,7 @@ from typing import Any
 import datasets
 
 from ..errors import ClearConfigError
-from .schema import check_columns
+from .schema import check_columns, missing_columns
 
 log = logging.getLogger(__name__)
 
@@ -27,14 +27,14 @@ class SnapshotSource:
     def __init__(
         self,
         name: str,
-        clear: str,
-        tofu: str,
-        prior: str | None = None,
+        path: str,
+        tofu_path: str,
+        prior_path: str | None = None,
         revision: str | None = None,
         tofu_revision: str | None = None,
     ) -> None:
         self.name = name
-        self.locations = {"clear": clear, "tofu": tofu, "prior": prior}
+        self.locations = {"clear": path, "tofu": tofu_path, "prior": prior_path}
         self.revisions = {"clear": revision, "tofu": tofu_revision, "prior": None}
         self._cache: dict[tuple[str, str], datasets.Dataset] = {}
 
@@ -67,6 +67,7 @@ class SnapshotSource:
         """One config's `train` split, validated against SPEC §2, cached per process."""
         key = (collection, config)
         if key not in self._cache:
+            missing_columns(collection, config, ())  # an unknown config name fails here, before any I/O
             location = self.locations.get(collection)
             if location is None:
                 raise ClearConfigError(
@@ -114,9 +115,9 @@ class ClearMiniSource(SnapshotSource):
         self.config = config
         super().__init__(
             name="clear_mini",
-            clear=str(snapshot_root / "CLEAR"),
-            tofu=str(snapshot_root / "TOFU"),
-            prior=str(snapshot_root / "PRIOR"),
+            path=str(snapshot_root / "CLEAR"),
+            tofu_path=str(snapshot_root / "TOFU"),
+            prior_path=str(snapshot_root / "PRIOR"),
             revision=rev,
             tofu_revision=rev,
         )

@@ -1,0 +1,44 @@
+# clear_lightning — `make help` lists the targets.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+export HF_HUB_OFFLINE=1
+export HF_DATASETS_OFFLINE=1
+export TRANSFORMERS_OFFLINE=1
+export WANDB_MODE=offline
+
+.PHONY: help setup demo test test-all bench lint format clean
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip 2>&1 | grep -v "is ignored" || true
+	$(PY) -m pip install -q torch==2.13.0 2>&1 | grep -v "is ignored" || true
+	$(PY) -m pip install -q -e '.[dev]' 2>&1 | grep -v "is ignored" || true
+	$(PY) -c "import clear_lightning, lightning, transformers, peft, hydra" && touch $(STAMP)
+
+setup: $(STAMP)  ## create .venv and install (torch 2.13.0 CPU wheel, no CUDA)
+
+demo: setup  ## the main job on the embedded default: tiny LLaVA, CLEAR-mini, gd, forget10, both modalities
+	$(PY) -m clear_lightning method=gd modality=both split=forget10
+
+test: setup  ## ruff + the fast test suite (no slow/gpu tests)
+	$(PY) -m ruff check .
+	$(PY) -m pytest -q -m "not slow and not gpu"
+
+test-all: setup  ## every CPU test, including slow ones
+	$(PY) -m pytest -q -m "not gpu"
+
+bench: setup  ## stage timings, throughput and peak memory → bench/results.{json,md}
+	$(PY) -m clear_lightning.bench --out bench
+
+lint: setup  ## ruff check + format check
+	$(PY) -m ruff check . && $(PY) -m ruff format --check .
+
+format: setup  ## ruff format
+	$(PY) -m ruff format . && $(PY) -m ruff check --fix .
+
+clean:  ## remove runs and artifacts (models, data) — keeps .venv
+	rm -rf runs artifacts outputs multirun

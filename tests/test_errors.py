@@ -1,0 +1,56 @@
+"""Bad input fails with a message naming the problem and the fix, and destroys nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra.errors import ConfigCompositionException
+
+from clear_lightning.errors import ClearConfigError
+from clear_lightning.run import run
+
+
+def test_unknown_method_lists_the_available_ones(make_cfg) -> None:
+    with pytest.raises(ConfigCompositionException, match=r"(?s)method/nope.*Available options.*gd"):
+        make_cfg("method=nope")
+
+
+def test_unknown_split_lists_the_available_ones(make_cfg) -> None:
+    with pytest.raises(ConfigCompositionException, match=r"(?s)split/forget50.*forget10"):
+        make_cfg("split=forget50")
+
+
+def test_unknown_stage(make_cfg) -> None:
+    with pytest.raises(ClearConfigError, match="unknown stage 'train'.*\n.*fix: use stage="):
+        run(make_cfg("stage=train"))
+
+
+def test_missing_data_path(make_cfg, tmp_path: Path) -> None:
+    cfg = make_cfg("data=clear", f"data.path={tmp_path}/nowhere", f"data.tofu_path={tmp_path}/tofu", "stage=eval")
+    with pytest.raises(ClearConfigError, match=r"(?s)does not exist.*fix: set data.path"):
+        run(cfg)
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_forget_set_with_no_rows(unlearn_result, make_cfg) -> None:
+    """qa_per_person=0 leaves the text modality of every forget split empty."""
+    cfg = make_cfg("modality=text", "data.qa_per_person=0")
+    with pytest.raises(ClearConfigError, match=r"(?s)forget set of split=forget10 .*no rows.*fix:"):
+        run(cfg)
+
+
+def test_l1_without_lora_is_refused(unlearn_result, make_cfg) -> None:
+    with pytest.raises(ValueError, match="l1_lambda.*lora=true"):
+        run(make_cfg("method.lora=false", "method.l1_lambda=0.01"))
+
+
+def test_pretrain_of_a_hub_model_is_refused(make_cfg) -> None:
+    with pytest.raises(ClearConfigError, match="pretrain builds a model from a config"):
+        run(make_cfg("stage=pretrain", "model.path=some/hub-model", "~model.build"))
+
+
+def test_missing_gold_refused_on_big_models(make_cfg, tmp_path: Path) -> None:
+    """Without build_missing, nothing expensive is built implicitly."""
+    with pytest.raises(ClearConfigError, match=r"(?s)not built yet.*fix: run stage="):
+        run(make_cfg("build_missing=false", "seed=123"))
