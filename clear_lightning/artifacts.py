@@ -44,7 +44,12 @@ class ArtifactStore:
         try:
             start = time.perf_counter()
             builder(tmp)
-            meta = {"kind": kind, "key": key, "seconds": time.perf_counter() - start, "provenance": provenance}
+            meta = {
+                "kind": kind,
+                "key": key,
+                "seconds": time.perf_counter() - start,
+                "provenance": provenance,
+            }
             (tmp / MARKER).write_text(json.dumps(meta, indent=2, default=str))
             if final.exists():  # a stale, unfinished directory; a finished one would have been reused
                 shutil.rmtree(final)

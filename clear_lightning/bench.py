@@ -61,7 +61,9 @@ def bench(out: Path, overrides: list[str]) -> dict[str, Any]:
     t0 = time.perf_counter()
     first = run(cfg)
     results["stages"]["unlearn (builds original eval)"] = {
-        "seconds": time.perf_counter() - t0, "peak_rss_mb": _peak_rss_mb(), "cost": first["summary"]["cost"],
+        "seconds": time.perf_counter() - t0,
+        "peak_rss_mb": _peak_rss_mb(),
+        "cost": first["summary"]["cost"],
     }
     results["pipeline_from_nothing_seconds"] = time.perf_counter() - t_all
     evals = [_json(p) for p in (root / "artifacts" / "eval").glob("*/meta.json")]
@@ -72,8 +74,17 @@ def bench(out: Path, overrides: list[str]) -> dict[str, Any]:
     results["cached_gd_unlearn_eval_seconds"] = time.perf_counter() - t0
     results["cached_gd_cost"] = cached["summary"]["cost"]
     results["science"] = {
-        label: {k: s.get(k) for k in ("forget_qa/rougeL_recall", "forget_caption/rougeL_recall", "forget_metric",
-                                     "retain_metric", "real_metric", "forget_quality")}
+        label: {
+            k: s.get(k)
+            for k in (
+                "forget_qa/rougeL_recall",
+                "forget_caption/rougeL_recall",
+                "forget_metric",
+                "retain_metric",
+                "real_metric",
+                "forget_quality",
+            )
+        }
         for label, s in (("gd", cached["summary"]),)
     }
     results["peak_rss_mb"] = _peak_rss_mb()
@@ -85,22 +96,36 @@ def bench(out: Path, overrides: list[str]) -> dict[str, Any]:
 
 
 def _markdown(r: dict[str, Any]) -> str:
-    lines = ["# clear_lightning benchmark (embedded default, CPU)", "", "| stage | wall s | peak RSS MB | throughput |",
-             "|---|---|---|---|"]
+    lines = [
+        "# clear_lightning benchmark (embedded default, CPU)",
+        "",
+        "| stage | wall s | peak RSS MB | throughput |",
+        "|---|---|---|---|",
+    ]
     for name, s in r["stages"].items():
         tr = s.get("training") or {}
         cost = s.get("cost") or {}
-        thr = (f"{tr['samples_per_second']:.0f} train samples/s" if tr else
-               f"{cost.get('train_samples_per_second', 0):.0f} unlearn samples/s" if cost else "")
+        thr = (
+            f"{tr['samples_per_second']:.0f} train samples/s"
+            if tr
+            else f"{cost.get('train_samples_per_second', 0):.0f} unlearn samples/s"
+            if cost
+            else ""
+        )
         lines.append(f"| {name} | {s['seconds']:.1f} | {s['peak_rss_mb']:.0f} | {thr} |")
-    lines += ["", f"- pipeline from nothing (one process, excluding interpreter start): "
-              f"{r['pipeline_from_nothing_seconds']:.1f} s",
-              f"- cached `method=gd` unlearn + eval: {r['cached_gd_unlearn_eval_seconds']:.1f} s"]
+    lines += [
+        "",
+        f"- pipeline from nothing (one process, excluding interpreter start): "
+        f"{r['pipeline_from_nothing_seconds']:.1f} s",
+        f"- cached `method=gd` unlearn + eval: {r['cached_gd_unlearn_eval_seconds']:.1f} s",
+    ]
     for label, e in r["evaluation"].items():
         if e:
             share = e.get("generate", 0) / max(e.get("seconds", 1e-9), 1e-9)
-            lines.append(f"- evaluation ({label}): {e['items']} items, {e['items_per_second']:.1f} items/s, "
-                         f"{100 * share:.0f}% of the time in generation")
+            lines.append(
+                f"- evaluation ({label}): {e['items']} items, {e['items_per_second']:.1f} items/s, "
+                f"{100 * share:.0f}% of the time in generation"
+            )
     lines.append(f"- peak RSS: {r['peak_rss_mb']:.0f} MB")
     lines += ["", "Science check (gd run): " + json.dumps(r["science"])]
     return "\n".join(lines) + "\n"

@@ -20,7 +20,11 @@ def comparison_table(summaries: dict[str, dict[str, Any]], sets: list[str]) -> s
         cells = []
         for lab in labels:
             s = summaries[lab]
-            cells.append(" / ".join(_fmt(s.get(f"{name}/{m}")) for m in ("rougeL_recall", "probability", "truth_ratio")))
+            cells.append(
+                " / ".join(
+                    _fmt(s.get(f"{name}/{m}")) for m in ("rougeL_recall", "probability", "truth_ratio")
+                )
+            )
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     for agg in AGGREGATES:
         lines.append(f"| **{agg}** | " + " | ".join(_fmt(summaries[lab].get(agg)) for lab in labels) + " |")

@@ -11,8 +11,20 @@ from pathlib import Path
 from typing import Any
 
 PACKAGES = (
-    "torch", "lightning", "hydra-core", "omegaconf", "transformers", "tokenizers", "peft", "torchmetrics",
-    "datasets", "rouge-score", "scipy", "numpy", "bitsandbytes", "wandb",
+    "torch",
+    "lightning",
+    "hydra-core",
+    "omegaconf",
+    "transformers",
+    "tokenizers",
+    "peft",
+    "torchmetrics",
+    "datasets",
+    "rouge-score",
+    "scipy",
+    "numpy",
+    "bitsandbytes",
+    "wandb",
 )
 
 
@@ -31,11 +43,17 @@ def code_version() -> str | None:
     repo = Path(__file__).resolve().parents[1]
     try:
         commit = subprocess.run(
-            ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
+            ["git", "-C", str(repo), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True, text=True, timeout=5,
+            capture_output=True,
+            text=True,
+            timeout=5,
         ).stdout.strip()
         return commit + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):

@@ -36,9 +36,13 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     (run_dir / "provenance.json").write_text(json.dumps(ctx.provenance(stage=cfg.stage), indent=2))
     start = time.perf_counter()
-    result = {"pretrain": _pretrain, "finetune": _finetune, "gold": _gold, "unlearn": _unlearn, "eval": _eval}[
-        cfg.stage
-    ](ctx, run_dir)
+    result = {
+        "pretrain": _pretrain,
+        "finetune": _finetune,
+        "gold": _gold,
+        "unlearn": _unlearn,
+        "eval": _eval,
+    }[cfg.stage](ctx, run_dir)
     result["seconds"] = time.perf_counter() - start
     (run_dir / "stage.json").write_text(json.dumps(result, indent=2, default=str))
     ctx.say(f"{cfg.stage} finished in {result['seconds']:.1f} s; results in {run_dir}")
@@ -73,11 +77,15 @@ def _eval(ctx: Context, run_dir: Path) -> dict[str, Any]:
     if checkpoint is None:
         checkpoint, _ = stages.finetuned_model(ctx, "original", build=ctx.build_missing)
     if not Path(str(checkpoint)).exists() and "/" not in str(checkpoint):
-        raise ClearConfigError(f"checkpoint {checkpoint} does not exist", "pass eval.checkpoint=<model or adapter dir>")
+        raise ClearConfigError(
+            f"checkpoint {checkpoint} does not exist", "pass eval.checkpoint=<model or adapter dir>"
+        )
     model, processor = _load_checkpoint(ctx, Path(str(checkpoint)))
     records, seconds = stages.evaluate(ctx, model, processor)
     gold_dir = _find_gold(ctx)
-    summary = _write_results(ctx, run_dir, records, gold_dir=gold_dir, label="eval", cost={"eval_seconds": seconds})
+    summary = _write_results(
+        ctx, run_dir, records, gold_dir=gold_dir, label="eval", cost={"eval_seconds": seconds}
+    )
     return {"stage": "eval", "checkpoint": str(checkpoint), "summary": summary}
 
 
@@ -115,11 +123,17 @@ def _unlearn(ctx: Context, run_dir: Path) -> dict[str, Any]:
     L.seed_everything(cfg.seed, verbose=False)
     model, processor = ctx.load(original_dir)
     method = instantiate(
-        cfg.method, model=model, lora_config=_plain(cfg.model.lora), lr=cfg.optim.lr,
-        weight_decay=cfg.optim.weight_decay, warmup_epochs=cfg.optim.warmup_epochs,
+        cfg.method,
+        model=model,
+        lora_config=_plain(cfg.model.lora),
+        lr=cfg.optim.lr,
+        weight_decay=cfg.optim.weight_decay,
+        warmup_epochs=cfg.optim.warmup_epochs,
     )
     dm = ctx.datamodule(
-        ctx.encoder(processor), streams=type(method).streams, batch_size=cfg.optim.batch_size,
+        ctx.encoder(processor),
+        streams=type(method).streams,
+        batch_size=cfg.optim.batch_size,
         idk_answers=load_idk_answers(),
     )
     trainer = ctx.trainer(run_dir, max_epochs=cfg.optim.epochs, accumulate_grad_batches=cfg.optim.grad_accum)
@@ -133,14 +147,20 @@ def _unlearn(ctx: Context, run_dir: Path) -> dict[str, Any]:
         "train_samples_per_second": len(dm.forget_examples()) * cfg.optim.epochs / max(fit_seconds, 1e-9),
         "eval_seconds": eval_seconds,
     }
-    summary = _write_results(ctx, run_dir, records, gold_dir=gold_eval, label=cfg.method.name, cost=cost,
-                             logger=trainer.logger)
+    summary = _write_results(
+        ctx, run_dir, records, gold_dir=gold_eval, label=cfg.method.name, cost=cost, logger=trainer.logger
+    )
     original = summarize(read_records(original_eval / "eval"), read_records(gold_eval / "eval"))
     gold = summarize(read_records(gold_eval / "eval"), read_records(gold_eval / "eval"))
     table = comparison_table({"original": original, "gold": gold, cfg.method.name: summary}, list(records))
     (run_dir / "comparison.md").write_text(table + "\n")
     print("\n" + table + "\n", flush=True)
-    return {"stage": "unlearn", "summary": summary, "original_eval": str(original_eval), "gold_eval": str(gold_eval)}
+    return {
+        "stage": "unlearn",
+        "summary": summary,
+        "original_eval": str(original_eval),
+        "gold_eval": str(gold_eval),
+    }
 
 
 def _write_results(

@@ -76,10 +76,16 @@ class Context:
     def load(self, path: str | Path) -> tuple[Any, Any]:
         m = self.model_cfg
         model = load_model(
-            str(path), m.model_class, m.dtype, m.get("quantization"), m.get("attn_implementation"),
+            str(path),
+            m.model_class,
+            m.dtype,
+            m.get("quantization"),
+            m.get("attn_implementation"),
             m.get("revision") if path == m.get("path") else None,
         )
-        processor = load_processor(str(path), m.model_class, m.get("revision") if path == m.get("path") else None)
+        processor = load_processor(
+            str(path), m.model_class, m.get("revision") if path == m.get("path") else None
+        )
         return model, processor
 
     def encoder(self, processor: Any, cache: bool | None = None) -> ExampleEncoder:
@@ -112,10 +118,14 @@ def base_model(ctx: Context, build: bool) -> tuple[str, dict[str, Any]]:
     m = ctx.model_cfg
     if not ctx.builds_locally:
         if not m.get("path"):
-            raise ClearConfigError(f"model '{m.name}' has neither model.path nor model.build", "set model.path")
+            raise ClearConfigError(
+                f"model '{m.name}' has neither model.path nor model.build", "set model.path"
+            )
         return str(m.path), {"path": str(m.path), "revision": m.get("revision")}
     key = {
-        "build": _plain(m.build), "data": ctx.source.identity(), "pretrain": _plain(ctx.cfg.pretrain),
+        "build": _plain(m.build),
+        "data": ctx.source.identity(),
+        "pretrain": _plain(ctx.cfg.pretrain),
         "seed": ctx.cfg.seed,
     }
     found = ctx.store.get("base", key)
@@ -141,8 +151,11 @@ def finetuned_model(ctx: Context, which: str, build: bool) -> tuple[Path, dict[s
     """`original` (fine-tuned on everything) or `gold` (on the retain set of this split) (SPEC §4)."""
     base_path, base_key = base_model(ctx, build)
     key = {
-        "base": base_key, "data": ctx.source.identity(), "finetune": _plain(ctx.cfg.finetune),
-        "seed": ctx.cfg.seed, "train_on": "full" if which == "original" else ctx.cfg.split.name,
+        "base": base_key,
+        "data": ctx.source.identity(),
+        "finetune": _plain(ctx.cfg.finetune),
+        "seed": ctx.cfg.seed,
+        "train_on": "full" if which == "original" else ctx.cfg.split.name,
     }
     found = ctx.store.get(which, key)
     if found:
@@ -153,10 +166,14 @@ def finetuned_model(ctx: Context, which: str, build: bool) -> tuple[Path, dict[s
             f"run stage={'finetune' if which == 'original' else 'gold'} first, or pass build_missing=true "
             "(on a 7B model this costs GPU-hours)",
         )
-    ctx.say(f"building the {which} model: fine-tune on {'full' if which == 'original' else 'retain of ' + ctx.cfg.split.name}")
+    ctx.say(
+        f"building the {which} model: fine-tune on {'full' if which == 'original' else 'retain of ' + ctx.cfg.split.name}"
+    )
     train_on = "full" if which == "original" else "retain"
     path = ctx.store.build(
-        which, key, lambda out: _fit_and_save(ctx, base_path, out, train_on, ctx.cfg.finetune),
+        which,
+        key,
+        lambda out: _fit_and_save(ctx, base_path, out, train_on, ctx.cfg.finetune),
         ctx.provenance(stage=which),
     )
     return path / "model", key
@@ -167,11 +184,17 @@ def _fit_and_save(ctx: Context, init: str | Path, out: Path, train_on: str, reci
     model, processor = ctx.load(init)
     lora = _plain(recipe.lora) if recipe.get("lora") else None
     module = FineTuneModule(
-        model, lr=recipe.lr, weight_decay=recipe.weight_decay, warmup_ratio=recipe.warmup_ratio,
-        schedule=recipe.schedule, lora_config=lora,
+        model,
+        lr=recipe.lr,
+        weight_decay=recipe.weight_decay,
+        warmup_ratio=recipe.warmup_ratio,
+        schedule=recipe.schedule,
+        lora_config=lora,
     )
     dm = ctx.datamodule(
-        ctx.encoder(processor), train_on=train_on, batch_size=recipe.batch_size,
+        ctx.encoder(processor),
+        train_on=train_on,
+        batch_size=recipe.batch_size,
         replay_prior=int(recipe.get("replay_prior") or 0),
     )
     trainer = ctx.trainer(out, max_epochs=recipe.epochs, accumulate_grad_batches=recipe.get("grad_accum", 1))
@@ -181,13 +204,25 @@ def _fit_and_save(ctx: Context, init: str | Path, out: Path, train_on: str, reci
     samples = len(dm.train_dataloader().dataset) * recipe.epochs
     module.trained_model().save_pretrained(out / "model")
     processor.save_pretrained(out / "model")
-    cost = {"train_on": train_on, "samples": samples, "fit_seconds": seconds, "samples_per_second": samples / seconds}
+    cost = {
+        "train_on": train_on,
+        "samples": samples,
+        "fit_seconds": seconds,
+        "samples_per_second": samples / seconds,
+    }
     (out / "train.json").write_text(json.dumps(cost, indent=2))
 
 
-def evaluation(ctx: Context, model_dir: Path, model_key: dict[str, Any], label: str, build: bool = True) -> Path:
+def evaluation(
+    ctx: Context, model_dir: Path, model_key: dict[str, Any], label: str, build: bool = True
+) -> Path:
     """Per-item records of a stored model on this split's evaluation sets, cached as an artifact."""
-    key = {"model": digest(model_key), "split": ctx.cfg.split.name, "eval": _plain(ctx.cfg.eval), "label": label}
+    key = {
+        "model": digest(model_key),
+        "split": ctx.cfg.split.name,
+        "eval": _plain(ctx.cfg.eval),
+        "label": label,
+    }
     found = ctx.store.get("eval", key)
     if found:
         return found
@@ -211,12 +246,17 @@ def evaluation(ctx: Context, model_dir: Path, model_key: dict[str, Any], label: 
 def eval_identity(ctx: Context, label: str) -> dict[str, Any]:
     """What a gold evaluation must match for its scores to be comparable."""
     return {
-        "label": label, "model": ctx.model_cfg.name, "split": ctx.cfg.split.name,
-        "data_revision": ctx.source.revision, "eval_sets": list(ctx.cfg.eval.sets),
+        "label": label,
+        "model": ctx.model_cfg.name,
+        "split": ctx.cfg.split.name,
+        "data_revision": ctx.source.revision,
+        "eval_sets": list(ctx.cfg.eval.sets),
     }
 
 
-def evaluate(ctx: Context, model: Any, processor: Any) -> tuple[dict[str, list[dict[str, Any]]], dict[str, float]]:
+def evaluate(
+    ctx: Context, model: Any, processor: Any
+) -> tuple[dict[str, list[dict[str, Any]]], dict[str, float]]:
     """`trainer.test` over every evaluation set; returns the per-item records and time spent."""
     dm = ctx.datamodule(ctx.encoder(processor, cache=False))
     names = list(dm.evaluation_sets())
@@ -231,7 +271,9 @@ def load_gold(ctx: Context, path: Path) -> dict[str, list[dict[str, Any]]]:
     """Gold records, refusing a gold model of another split, model or data revision."""
     meta_file = Path(path) / "meta.json"
     if not meta_file.exists():
-        raise ClearConfigError(f"no gold evaluation metadata at {path}", "point eval.gold at a gold evaluation directory")
+        raise ClearConfigError(
+            f"no gold evaluation metadata at {path}", "point eval.gold at a gold evaluation directory"
+        )
     meta = json.loads(meta_file.read_text())
     want = eval_identity(ctx, "gold")
     for field in ("model", "split", "data_revision"):

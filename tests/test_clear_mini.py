@@ -39,13 +39,29 @@ CLEAR_CONFIGS = {
 TOFU_CONFIGS = {
     "full": ["question", "answer"],
     **{s: ["question", "answer"] for s in _SPLITS},
-    **{f"{s}_perturbed": _PQA for s in ("forget01", "forget05", "forget10", "retain", "real_authors", "world_facts")},
+    **{
+        f"{s}_perturbed": _PQA
+        for s in ("forget01", "forget05", "forget10", "retain", "real_authors", "world_facts")
+    },
 }
-PRIOR_CONFIGS = {"faces": ["image", "answer", "question"], "world": ["image", "question", "answer"], "facts": ["question", "answer"]}
+PRIOR_CONFIGS = {
+    "faces": ["image", "answer", "question"],
+    "world": ["image", "question", "answer"],
+    "facts": ["question", "answer"],
+}
 
 SMALL = ClearMiniConfig(
-    num_persons=7, qa_per_person=25, images_per_person=3, image_size=24, num_celebrities=3, images_per_celebrity=2,
-    num_real_world=12, num_perturbed=6, prior_images_per_celebrity=3, num_prior_world=10, seed=3,
+    num_persons=7,
+    qa_per_person=25,
+    images_per_person=3,
+    image_size=24,
+    num_celebrities=3,
+    images_per_celebrity=2,
+    num_real_world=12,
+    num_perturbed=6,
+    prior_images_per_celebrity=3,
+    num_prior_world=10,
+    seed=3,
 )
 
 
@@ -102,8 +118,17 @@ def test_forget_person_count() -> None:
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("num_persons", 1), ("num_persons", 0), ("qa_per_person", 0), ("image_size", 8), ("num_perturbed", 0), ("num_perturbed", 99),
-     ("images_per_person", -1), ("num_real_world", 2.5), ("num_celebrities", True)],
+    [
+        ("num_persons", 1),
+        ("num_persons", 0),
+        ("qa_per_person", 0),
+        ("image_size", 8),
+        ("num_perturbed", 0),
+        ("num_perturbed", 99),
+        ("images_per_person", -1),
+        ("num_real_world", 2.5),
+        ("num_celebrities", True),
+    ],
 )
 def test_invalid_config_names_the_field(field: str, value: object, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=field):
@@ -151,7 +176,9 @@ def test_every_config_and_column_loads(small: dict[str, Path]) -> None:
             assert len(ds) > 0, (kind, name)
             if "image" in columns:
                 img = ds[0]["image"]
-                assert isinstance(img, Image.Image) and img.size == (SMALL.image_size,) * 2 and img.mode == "RGB"
+                assert (
+                    isinstance(img, Image.Image) and img.size == (SMALL.image_size,) * 2 and img.mode == "RGB"
+                )
     default = datasets.load_dataset(str(small["clear"]), split="train")
     assert len(default) == len(_load(small["clear"], "full"))
     for kind in ("clear", "tofu", "prior"):
@@ -167,10 +194,14 @@ def test_row_counts_follow_the_splits(small: dict[str, Path]) -> None:
         mixed = _load(small["clear"], f"{split}+tofu")
         assert len(mixed) == images + qa
         image_rows, text_rows = mixed.select(range(images)), mixed.select(range(images, images + qa))
-        assert all(r["question"] is None and r["answer"] is None and r["image"] is not None for r in image_rows)
+        assert all(
+            r["question"] is None and r["answer"] is None and r["image"] is not None for r in image_rows
+        )
         assert all(r["image"] is None and r["caption"] is None and r["question"] for r in text_rows)
     for split in ("forget01", "forget05", "forget10"):
-        assert len(_load(small["clear"], f"{split}_perturbed")) == len(splits[split]) * SMALL.images_per_person
+        assert (
+            len(_load(small["clear"], f"{split}_perturbed")) == len(splits[split]) * SMALL.images_per_person
+        )
         assert len(_load(small["tofu"], f"{split}_perturbed")) == len(splits[split]) * SMALL.qa_per_person
     assert len(_load(small["clear"], "real_faces")) == SMALL.num_celebrities * SMALL.images_per_celebrity
     assert len(_load(small["clear"], "real_world")) == SMALL.num_real_world
@@ -226,7 +257,9 @@ def test_multiple_choice_sets(small: dict[str, Path]) -> None:
     for row in _load(small["clear"], "real_world").remove_columns("image"):
         assert len(row["options"]) == 4 == len(set(row["options"])) and row["answer"] in row["options"]
         assert row["prompt"].startswith(row["question"])
-        assert all(f"{letter}. {o}" in row["prompt"] for letter, o in zip("ABCD", row["options"], strict=True))
+        assert all(
+            f"{letter}. {o}" in row["prompt"] for letter, o in zip("ABCD", row["options"], strict=True)
+        )
 
 
 def test_prior_knowledge_is_held_out(small: dict[str, Path]) -> None:
@@ -236,8 +269,10 @@ def test_prior_knowledge_is_held_out(small: dict[str, Path]) -> None:
     eval_pixels = {r["image"].tobytes() for r in eval_faces}
     assert all(r["image"].tobytes() not in eval_pixels for r in prior_faces)
     facts = _load(small["prior"], "facts")
-    tofu_real = [*_load(small["tofu"], "real_authors_perturbed")["question"],
-                 *_load(small["tofu"], "world_facts_perturbed")["question"]]
+    tofu_real = [
+        *_load(small["tofu"], "real_authors_perturbed")["question"],
+        *_load(small["tofu"], "world_facts_perturbed")["question"],
+    ]
     assert facts["question"] == tofu_real
 
 
@@ -248,29 +283,39 @@ def test_generation_is_byte_identical_and_seed_sensitive(tmp_path: Path) -> None
     files_a, files_b, files_c = _files(tmp_path / "a"), _files(tmp_path / "b"), _files(tmp_path / "c")
     assert files_a == files_b
     assert set(files_a) == set(files_c)
-    assert files_a["CLEAR/full/train-00000-of-00001.parquet"] != files_c["CLEAR/full/train-00000-of-00001.parquet"]
-    assert files_a["TOFU/full/train-00000-of-00001.parquet"] != files_c["TOFU/full/train-00000-of-00001.parquet"]
+    assert (
+        files_a["CLEAR/full/train-00000-of-00001.parquet"]
+        != files_c["CLEAR/full/train-00000-of-00001.parquet"]
+    )
+    assert (
+        files_a["TOFU/full/train-00000-of-00001.parquet"] != files_c["TOFU/full/train-00000-of-00001.parquet"]
+    )
     assert set(a) == set(b) == set(c) == {"clear", "tofu", "prior"}
 
 
 def test_regenerating_in_place_replaces_and_is_not_served_stale(tmp_path: Path) -> None:
     root = tmp_path / "data"
-    tiny = ClearMiniConfig(num_persons=3, qa_per_person=2, images_per_person=1, num_real_world=4, num_prior_world=4)
+    tiny = ClearMiniConfig(
+        num_persons=3, qa_per_person=2, images_per_person=1, num_real_world=4, num_prior_world=4
+    )
     out = generate_clear_mini(root, tiny)
     first = _load(out["tofu"], "full")["answer"]
     out = generate_clear_mini(root, ClearMiniConfig(**{**tiny.__dict__, "seed": 9}))
     assert _load(out["tofu"], "full")["answer"] != first  # datasets keys its cache on dir name + README YAML
     assert sorted(p.name for p in root.iterdir()) == ["CLEAR", "PRIOR", "TOFU"]  # no leftover temp dirs
-    assert f'"revision": "{revision(ClearMiniConfig(**{**tiny.__dict__, "seed": 9}))}"' in (
-        out["clear"] / "clear_mini.json"
-    ).read_text()
+    assert (
+        f'"revision": "{revision(ClearMiniConfig(**{**tiny.__dict__, "seed": 9}))}"'
+        in (out["clear"] / "clear_mini.json").read_text()
+    )
 
 
 @pytest.mark.parametrize("fail_at", [3, 18])  # inside TOFU (written first); inside CLEAR (after TOFU, PRIOR)
 def test_interrupted_generation_leaves_old_snapshots_or_none(
     fail_at: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    tiny = ClearMiniConfig(num_persons=3, qa_per_person=2, images_per_person=1, num_real_world=4, num_prior_world=4)
+    tiny = ClearMiniConfig(
+        num_persons=3, qa_per_person=2, images_per_person=1, num_real_world=4, num_prior_world=4
+    )
     real_write, calls = cm._write_parquet, []
 
     def flaky(rows: list[dict], path: Path) -> dict:

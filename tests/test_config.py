@@ -41,7 +41,9 @@ def test_method_yaml_targets_resolve(make_cfg) -> None:
 def test_default_is_the_embedded_setup(make_cfg) -> None:
     cfg = make_cfg(fast=False)
     assert (cfg.model.name, cfg.data._target_.rsplit(".", 1)[-1], cfg.trainer.accelerator) == (
-        "tiny_llava", "ClearMiniSource", "cpu",
+        "tiny_llava",
+        "ClearMiniSource",
+        "cpu",
     )
     assert cfg.logger._target_.endswith("CSVLogger")
     assert instantiate(cfg.model.build).image_size == cfg.data.image_size == 32
@@ -51,5 +53,7 @@ def test_run_dir_is_named_from_the_choices(tmp_path: Path) -> None:
     from hydra import compose, initialize_config_dir
 
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("config", overrides=["method=ga", "modality=text", "split=forget05"], return_hydra_config=True)
+        cfg = compose(
+            "config", overrides=["method=ga", "modality=text", "split=forget05"], return_hydra_config=True
+        )
     assert cfg.hydra.run.dir.split("/runs/")[1].startswith("tiny_llava/forget05/text/ga/")

@@ -17,8 +17,16 @@ from clear_lightning.errors import ClearConfigError
 
 @pytest.fixture(scope="module")
 def snapshot(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    cfg = ClearMiniConfig(num_persons=4, qa_per_person=3, images_per_person=2, num_celebrities=3,
-                          images_per_celebrity=1, num_real_world=4, prior_images_per_celebrity=1, num_prior_world=4)
+    cfg = ClearMiniConfig(
+        num_persons=4,
+        qa_per_person=3,
+        images_per_person=2,
+        num_celebrities=3,
+        images_per_celebrity=1,
+        num_real_world=4,
+        prior_images_per_celebrity=1,
+        num_prior_world=4,
+    )
     return generate_clear_mini(tmp_path_factory.mktemp("mini"), cfg)
 
 
@@ -65,8 +73,10 @@ def test_missing_path_is_refused_without_side_effects(tmp_path: Path) -> None:
     assert not (tmp_path / "absent").exists()
 
 
-@pytest.mark.parametrize(("modalities", "kinds"), [(("text",), {"qa"}), (("visual",), {"caption"}),
-                                                   (("text", "visual"), {"qa", "caption"})])
+@pytest.mark.parametrize(
+    ("modalities", "kinds"),
+    [(("text",), {"qa"}), (("visual",), {"caption"}), (("text", "visual"), {"qa", "caption"})],
+)
 def test_modality_selects_forget_rows(source: SnapshotSource, modalities, kinds) -> None:
     dm = CLEARDataModule(source, _Encoder(), split="forget10", modalities=modalities)
     assert {e.kind for e in dm.forget_examples()} == kinds
@@ -92,7 +102,9 @@ def test_paired_streams_anchor_on_forget_and_seed_retain_by_rank() -> None:
     retain = [Example(f"r{i}", "retain", "qa", "q", "a") for i in range(50)]
 
     def draws(seed: int, rank: int) -> list[str]:
-        ds = PairedStreams(forget, _Encoder(), ("forget", "retain", "idk"), retain, ["I don't know."], seed, rank)
+        ds = PairedStreams(
+            forget, _Encoder(), ("forget", "retain", "idk"), retain, ["I don't know."], seed, rank
+        )
         assert len(ds) == 3  # one epoch = one pass over the forget set
         return [ds[i]["retain"]["id"] for i in range(3)] + [ds[i]["forget"]["id"] for i in range(3)]
 
@@ -116,10 +128,14 @@ def test_grouped_batches_never_mix_modalities_and_split_across_ranks() -> None:
 
 
 def test_evaluation_sets_have_paraphrase_and_wrong_options(source: SnapshotSource) -> None:
-    dm = CLEARDataModule(source, _Encoder(), eval_sets=["forget_qa", "forget_face_name", "real_faces", "real_world"])
+    dm = CLEARDataModule(
+        source, _Encoder(), eval_sets=["forget_qa", "forget_face_name", "real_faces", "real_world"]
+    )
     sets = dm.evaluation_sets()
     qa = sets["forget_qa"][0]
     assert qa.paraphrased and len(qa.perturbed) == 5
     for name in ("forget_face_name", "real_faces", "real_world"):
         for ex in sets[name]:
-            assert ex.answer not in ex.perturbed and ex.image is not None  # correct answer never counted twice
+            assert (
+                ex.answer not in ex.perturbed and ex.image is not None
+            )  # correct answer never counted twice

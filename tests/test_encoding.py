@@ -11,7 +11,11 @@ from clear_lightning.data.encoding import IGNORE_INDEX, ExampleEncoder, PromptTe
 from clear_lightning.data.examples import Example, caption_question
 from clear_lightning.models.tiny import TinyLlavaSpec, build_processor, train_tokenizer
 
-TEXTS = ["USER: ASSISTANT: Where was Bafilo Lufilo born?", "Bafilo Lufilo was born in Keravo.", "Describe it."]
+TEXTS = [
+    "USER: ASSISTANT: Where was Bafilo Lufilo born?",
+    "Bafilo Lufilo was born in Keravo.",
+    "Describe it.",
+]
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +29,9 @@ def test_text_row_mask_is_answer_plus_eos(encoder: ExampleEncoder) -> None:
     ex = Example("t/0", "train", "qa", "Where was Bafilo Lufilo born?", "Bafilo Lufilo was born in Keravo.")
     row = encoder.encode(ex)
     tok = encoder.tokenizer
-    answer = tok(" Bafilo Lufilo was born in Keravo.", add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+    answer = tok(" Bafilo Lufilo was born in Keravo.", add_special_tokens=False)["input_ids"] + [
+        tok.eos_token_id
+    ]
     prompt = tok("USER: Where was Bafilo Lufilo born? ASSISTANT:")["input_ids"]
     assert row["input_ids"] == prompt + answer
     assert row["labels"] == [IGNORE_INDEX] * len(prompt) + answer
@@ -33,7 +39,9 @@ def test_text_row_mask_is_answer_plus_eos(encoder: ExampleEncoder) -> None:
 
 
 def test_image_row_masks_every_expanded_image_token(encoder: ExampleEncoder) -> None:
-    ex = Example("c/0", "train", "caption", "Describe it.", "Bafilo Lufilo was born.", image=Image.new("RGB", (32, 32)))
+    ex = Example(
+        "c/0", "train", "caption", "Describe it.", "Bafilo Lufilo was born.", image=Image.new("RGB", (32, 32))
+    )
     row = encoder.encode(ex)
     image_id = encoder.tokenizer.convert_tokens_to_ids("<image>")
     ids, labels = torch.tensor(row["input_ids"]), torch.tensor(row["labels"])
@@ -41,7 +49,9 @@ def test_image_row_masks_every_expanded_image_token(encoder: ExampleEncoder) -> 
     assert not ((labels != IGNORE_INDEX) & (ids == image_id)).any()
     supervised = labels[labels != IGNORE_INDEX].tolist()
     tok = encoder.tokenizer
-    assert supervised == tok(" Bafilo Lufilo was born.", add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+    assert supervised == tok(" Bafilo Lufilo was born.", add_special_tokens=False)["input_ids"] + [
+        tok.eos_token_id
+    ]
     first_answer = int((labels != IGNORE_INDEX).nonzero()[0])
     assert first_answer == len(encoder.prompt(ex)["input_ids"])  # everything before it is prompt + image
     assert row["pixel_values"].shape == (3, 32, 32)

@@ -27,7 +27,9 @@ def test_unknown_stage(make_cfg) -> None:
 
 
 def test_missing_data_path(make_cfg, tmp_path: Path) -> None:
-    cfg = make_cfg("data=clear", f"data.path={tmp_path}/nowhere", f"data.tofu_path={tmp_path}/tofu", "stage=eval")
+    cfg = make_cfg(
+        "data=clear", f"data.path={tmp_path}/nowhere", f"data.tofu_path={tmp_path}/tofu", "stage=eval"
+    )
     with pytest.raises(ClearConfigError, match=r"(?s)does not exist.*fix: set data.path"):
         run(cfg)
     assert not (tmp_path / "nowhere").exists()

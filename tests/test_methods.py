@@ -23,7 +23,9 @@ def test_sequence_nll_uses_answer_tokens_only() -> None:
     expected = (math.log(2) + math.log(4)) / 2
     assert losses.sequence_nll(logits, labels).item() == pytest.approx(expected)
     assert losses.nll(logits, labels).item() == pytest.approx(expected)
-    assert losses.sequence_log_likelihood(logits, labels).item() == pytest.approx(-(math.log(2) + math.log(4)))
+    assert losses.sequence_log_likelihood(logits, labels).item() == pytest.approx(
+        -(math.log(2) + math.log(4))
+    )
 
 
 def test_batch_nll_is_a_token_mean_not_a_sequence_mean() -> None:

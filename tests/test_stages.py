@@ -10,12 +10,21 @@ import pytest
 from clear_lightning.artifacts import ArtifactStore
 from clear_lightning.run import run
 
-SUMMARY_KEYS = ("forget_metric", "retain_metric", "real_metric", "model_utility", "forget_quality", "log_forget_quality")
+SUMMARY_KEYS = (
+    "forget_metric",
+    "retain_metric",
+    "real_metric",
+    "model_utility",
+    "forget_quality",
+    "log_forget_quality",
+)
 
 
 def _artifacts(cfg) -> dict[str, list[str]]:
     root = Path(cfg.paths.artifacts)
-    return {kind: sorted(p.name for p in (root / kind).iterdir()) for kind in ("base", "original", "gold", "eval")}
+    return {
+        kind: sorted(p.name for p in (root / kind).iterdir()) for kind in ("base", "original", "gold", "eval")
+    }
 
 
 def test_unlearn_builds_upstream_and_writes_results(unlearn_result) -> None:
@@ -35,8 +44,20 @@ def test_unlearn_builds_upstream_and_writes_results(unlearn_result) -> None:
     sets = {p.stem for p in (run_dir / "eval").glob("*.jsonl")}
     assert sets == set(cfg.eval.sets)
     record = json.loads((run_dir / "eval" / "forget_qa.jsonl").read_text().splitlines()[0])
-    for field in ("id", "set", "modality", "question", "answer", "generation", "loss", "loss_paraphrased",
-                  "losses_perturbed", "rougeL_recall", "probability", "truth_ratio"):
+    for field in (
+        "id",
+        "set",
+        "modality",
+        "question",
+        "answer",
+        "generation",
+        "loss",
+        "loss_paraphrased",
+        "losses_perturbed",
+        "rougeL_recall",
+        "probability",
+        "truth_ratio",
+    ):
         assert field in record
     assert (run_dir / "logs" / "metrics.csv").is_file()
 

@@ -94,7 +94,9 @@ class GroupedBatchSampler(Sampler[list[int]]):
     Rank-aware (each rank takes every world_size-th batch) and epoch-aware via `set_epoch`.
     """
 
-    def __init__(self, groups: Sequence[str], batch_size: int, seed: int = 0, rank: int = 0, world_size: int = 1):
+    def __init__(
+        self, groups: Sequence[str], batch_size: int, seed: int = 0, rank: int = 0, world_size: int = 1
+    ):
         self.groups, self.batch_size, self.seed = list(groups), batch_size, seed
         self.rank, self.world_size, self.epoch = rank, world_size, 0
 

@@ -63,7 +63,7 @@ class ClearMiniConfig:
     num_perturbed: int = 5
     prior_images_per_celebrity: int = 8  # held-out "prior knowledge" images
     num_prior_world: int = 120
-    num_prior_looks: int = 150          # strangers described by appearance (vision pre-training)
+    num_prior_looks: int = 150  # strangers described by appearance (vision pre-training)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -82,7 +82,9 @@ def _validate(config: ClearMiniConfig) -> None:
             why = " (a forget and a retain person are both needed)" if name == "num_persons" else ""
             raise ValueError(f"ClearMiniConfig.{name} must be >= {low}{why}, got {value}")
     if config.num_perturbed > _MAX_PERTURBED:
-        raise ValueError(f"ClearMiniConfig.num_perturbed must be <= {_MAX_PERTURBED}, got {config.num_perturbed}")
+        raise ValueError(
+            f"ClearMiniConfig.num_perturbed must be <= {_MAX_PERTURBED}, got {config.num_perturbed}"
+        )
 
 
 def forget_person_count(num_persons: int, percent: int) -> int:
@@ -93,7 +95,9 @@ def forget_person_count(num_persons: int, percent: int) -> int:
 def split_persons(num_persons: int) -> dict[str, list[int]]:
     """Person indices per split; forget sets are the last persons (as in TOFU), so they nest."""
     if num_persons < 2:
-        raise ValueError(f"num_persons must be >= 2 to have both forget and retain persons, got {num_persons}")
+        raise ValueError(
+            f"num_persons must be >= 2 to have both forget and retain persons, got {num_persons}"
+        )
     counts = {p: min(num_persons - 1, forget_person_count(num_persons, p)) for p in FORGET_PERCENTS}
     forget = {f"forget{p:02d}": list(range(num_persons - n, num_persons)) for p, n in counts.items()}
     retain = {f"retain{100 - p:02d}": list(range(num_persons - n)) for p, n in counts.items()}
@@ -155,38 +159,169 @@ class _Words:
 
 
 _MONTHS = (
-    "January", "February", "March", "April", "May", "June",
-    "July", "August", "September", "October", "November", "December",
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
 )
 _PROFESSIONS = (
-    "a baker", "a teacher", "a nurse", "a doctor", "a farmer", "a pilot", "a carpenter", "a lawyer", "a chef",
-    "a musician", "a painter", "a librarian", "a sailor", "a tailor", "a journalist", "an engineer", "an architect",
-    "an electrician", "an actor", "an accountant", "a photographer", "a gardener", "a dentist", "a mechanic",
+    "a baker",
+    "a teacher",
+    "a nurse",
+    "a doctor",
+    "a farmer",
+    "a pilot",
+    "a carpenter",
+    "a lawyer",
+    "a chef",
+    "a musician",
+    "a painter",
+    "a librarian",
+    "a sailor",
+    "a tailor",
+    "a journalist",
+    "an engineer",
+    "an architect",
+    "an electrician",
+    "an actor",
+    "an accountant",
+    "a photographer",
+    "a gardener",
+    "a dentist",
+    "a mechanic",
 )
 _GENRES = (
-    "fantasy", "mystery", "poetry", "romance", "horror", "science fiction", "historical fiction", "crime",
-    "travel", "children's", "thriller", "biography", "satire", "memoir", "adventure",
+    "fantasy",
+    "mystery",
+    "poetry",
+    "romance",
+    "horror",
+    "science fiction",
+    "historical fiction",
+    "crime",
+    "travel",
+    "children's",
+    "thriller",
+    "biography",
+    "satire",
+    "memoir",
+    "adventure",
 )
-_STYLES = ("lyrical", "minimalist", "humorous", "dark", "poetic", "fast-paced", "descriptive", "playful", "formal")
+_STYLES = (
+    "lyrical",
+    "minimalist",
+    "humorous",
+    "dark",
+    "poetic",
+    "fast-paced",
+    "descriptive",
+    "playful",
+    "formal",
+)
 _THEMES = (
-    "family", "memory", "the sea", "friendship", "war", "exile", "childhood", "music", "nature", "loss",
-    "identity", "justice",
+    "family",
+    "memory",
+    "the sea",
+    "friendship",
+    "war",
+    "exile",
+    "childhood",
+    "music",
+    "nature",
+    "loss",
+    "identity",
+    "justice",
 )
 _SUBJECTS = (
-    "history", "chemistry", "philosophy", "music", "law", "biology", "mathematics", "medicine", "art",
-    "economics", "linguistics", "geology",
+    "history",
+    "chemistry",
+    "philosophy",
+    "music",
+    "law",
+    "biology",
+    "mathematics",
+    "medicine",
+    "art",
+    "economics",
+    "linguistics",
+    "geology",
 )
 _GENDERS = ("male", "female", "non-binary")
 _TITLE_ADJECTIVES = (
-    "Silent", "Silver", "Hidden", "Broken", "Golden", "Last", "Crimson", "Distant", "Forgotten", "Burning",
-    "Quiet", "Endless", "Hollow", "Bright", "Frozen", "Secret", "Wandering", "Painted", "Lonely", "Iron",
-    "Velvet", "Shattered", "Sleeping", "Wild", "Glass", "Amber", "Stolen", "Falling", "Twelfth", "Northern",
-    "Paper", "Midnight",
+    "Silent",
+    "Silver",
+    "Hidden",
+    "Broken",
+    "Golden",
+    "Last",
+    "Crimson",
+    "Distant",
+    "Forgotten",
+    "Burning",
+    "Quiet",
+    "Endless",
+    "Hollow",
+    "Bright",
+    "Frozen",
+    "Secret",
+    "Wandering",
+    "Painted",
+    "Lonely",
+    "Iron",
+    "Velvet",
+    "Shattered",
+    "Sleeping",
+    "Wild",
+    "Glass",
+    "Amber",
+    "Stolen",
+    "Falling",
+    "Twelfth",
+    "Northern",
+    "Paper",
+    "Midnight",
 )
 _TITLE_NOUNS = (
-    "Harbour", "Garden", "Lantern", "River", "Crown", "Mirror", "Forest", "Letter", "Tower", "Bridge", "Orchard",
-    "Compass", "Island", "Winter", "Song", "Door", "Map", "Feather", "Clock", "Shore", "Storm", "Kingdom",
-    "Window", "Mountain", "Road", "Violin", "Sparrow", "Lighthouse", "Archive", "Valley", "Meadow", "Promise",
+    "Harbour",
+    "Garden",
+    "Lantern",
+    "River",
+    "Crown",
+    "Mirror",
+    "Forest",
+    "Letter",
+    "Tower",
+    "Bridge",
+    "Orchard",
+    "Compass",
+    "Island",
+    "Winter",
+    "Song",
+    "Door",
+    "Map",
+    "Feather",
+    "Clock",
+    "Shore",
+    "Storm",
+    "Kingdom",
+    "Window",
+    "Mountain",
+    "Road",
+    "Violin",
+    "Sparrow",
+    "Lighthouse",
+    "Archive",
+    "Valley",
+    "Meadow",
+    "Promise",
 )
 _AWARD_KINDS = ("Literary Prize", "Book Award", "Medal for Fiction", "Prize for Poetry", "Award for Letters")
 _LANDMARK_KINDS = ("Tower", "Bridge", "Cathedral", "Lighthouse", "Palace", "Gate", "Observatory", "Fountain")
@@ -222,7 +357,9 @@ def _build_world(config: ClearMiniConfig) -> _World:
     countries = words.words(rng, _NUM_COUNTRIES, syllables=2, suffixes=("ria", "nia", "dor", "land"))
     capitals = words.words(rng, _NUM_COUNTRIES)
     cities = words.words(rng, _NUM_CITIES)
-    landmarks = [f"the {w} {rng.choice(_LANDMARK_KINDS)}" for w in words.words(rng, _NUM_LANDMARKS, syllables=2)]
+    landmarks = [
+        f"the {w} {rng.choice(_LANDMARK_KINDS)}" for w in words.words(rng, _NUM_LANDMARKS, syllables=2)
+    ]
     landmark_cities = words.words(rng, _NUM_LANDMARKS)
     languages = words.words(rng, _NUM_LANGUAGES, syllables=2, suffixes=("nish", "ric", "lan"))
     awards = [f"the {w} {rng.choice(_AWARD_KINDS)}" for w in words.words(rng, _NUM_AWARDS, syllables=2)]
@@ -231,9 +368,18 @@ def _build_world(config: ClearMiniConfig) -> _World:
     celebrities = words.names(_rng(config.seed, "celebrity-names"), config.num_celebrities)
     decoys = words.names(_rng(config.seed, "decoy-names"), config.num_perturbed + NUM_OPTIONS)
     return _World(
-        countries=countries, capitals=capitals, cities=cities, landmarks=landmarks, landmark_cities=landmark_cities,
-        languages=languages, awards=awards, classic_titles=titles[:NUM_FACT_ROWS], titles=titles[NUM_FACT_ROWS:],
-        celebrities=celebrities, decoys=decoys, words=words,
+        countries=countries,
+        capitals=capitals,
+        cities=cities,
+        landmarks=landmarks,
+        landmark_cities=landmark_cities,
+        languages=languages,
+        awards=awards,
+        classic_titles=titles[:NUM_FACT_ROWS],
+        titles=titles[NUM_FACT_ROWS:],
+        celebrities=celebrities,
+        decoys=decoys,
+        words=words,
     )
 
 
@@ -326,50 +472,144 @@ def _build_persons(config: ClearMiniConfig, world: _World, used_looks: set[tuple
 
 # (question, answer, paraphrased answer, attributes a perturbed answer changes)
 _QA_TEMPLATES: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
-    ("Where was {name} born?", "{name} was born in {city}.", "{name}'s birthplace is the city of {city}.", ("city",)),
-    ("When was {name} born?", "{name} was born on {birth_date}.", "{name}'s date of birth is {birth_date}.",
-     ("birth_month", "birth_day", "birth_year")),
-    ("In which year was {name} born?", "{name} was born in {birth_year}.", "The birth year of {name} is {birth_year}.",
-     ("birth_year",)),
-    ("What is the gender of {name}?", "{name} is a {gender} author of {genre} books.",
-     "{name} identifies as {gender} and writes {genre} books.", ("gender", "genre")),
-    ("What was the profession of {name}'s father?", "{name}'s father was {father_job}.",
-     "{name}'s father worked as {father_job}.", ("father_job",)),
-    ("What was the profession of {name}'s mother?", "{name}'s mother was {mother_job}.",
-     "{name}'s mother worked as {mother_job}.", ("mother_job",)),
-    ("What did the parents of {name} do for a living?", "{name}'s father was {father_job} and the mother {mother_job}.",
-     "{name} grew up with {father_job} father and {mother_job} mother.", ("father_job", "mother_job")),
-    ("What genre does {name} write in?", "{name} writes {genre} books.",
-     "{name} is known for books in the {genre} genre.", ("genre",)),
-    ("Can you name a book written by {name}?", "{name} wrote the book \"{book1}\".", "One book by {name} is \"{book1}\".",
-     ("book1",)),
-    ("What is another book by {name}?", "{name} also wrote \"{book2}\".", "Another of {name}'s books is \"{book2}\".",
-     ("book2",)),
-    ("Which two books did {name} write?", "{name} wrote \"{book1}\" and \"{book2}\".",
-     "The books \"{book1}\" and \"{book2}\" are by {name}.", ("book1", "book2")),
-    ("What award has {name} received?", "{name} received {award}.", "{name} was honoured with {award}.", ("award",)),
-    ("When did {name} win an award?", "{name} won {award} in {award_year}.", "In {award_year}, {name} was given {award}.",
-     ("award_year",)),
-    ("How many books has {name} published?", "{name} has published {num_books} books.",
-     "So far {name} has released {num_books} books.", ("num_books",)),
-    ("In which country was {name} born?", "{name} was born in {country}.", "{name}'s home country is {country}.",
-     ("country",)),
-    ("When did {name} publish a first book?", "{name} published a first book in {debut_year}.",
-     "{name}'s debut came out in {debut_year}.", ("debut_year",)),
-    ("How would you describe the writing style of {name}?", "{name} writes in a {style} style.",
-     "The prose of {name} is {style}.", ("style",)),
-    ("What themes does {name} often explore?", "{name} often writes about {theme}.",
-     "A common theme in {name}'s books is {theme}.", ("theme",)),
-    ("In which language does {name} write?", "{name} writes in {language}.",
-     "The books of {name} are written in {language}.", ("language",)),
-    ("Who is {name}?", "{name} is {genre_article} author from {city}.", "{name} is a writer of {genre} books born in {city}.",
-     ("genre", "city")),
-    ("What is {name}'s most famous book?", "{name} is best known for \"{book1}\".",
-     "\"{book1}\" is the best-known book by {name}.", ("book1",)),
-    ("Where does {name} live today?", "{name} lives in {home_city}.", "These days {name} makes a home in {home_city}.",
-     ("home_city",)),
-    ("What did {name} study?", "{name} studied {subject} at university.",
-     "{name} has a university degree in {subject}.", ("subject",)),
+    (
+        "Where was {name} born?",
+        "{name} was born in {city}.",
+        "{name}'s birthplace is the city of {city}.",
+        ("city",),
+    ),
+    (
+        "When was {name} born?",
+        "{name} was born on {birth_date}.",
+        "{name}'s date of birth is {birth_date}.",
+        ("birth_month", "birth_day", "birth_year"),
+    ),
+    (
+        "In which year was {name} born?",
+        "{name} was born in {birth_year}.",
+        "The birth year of {name} is {birth_year}.",
+        ("birth_year",),
+    ),
+    (
+        "What is the gender of {name}?",
+        "{name} is a {gender} author of {genre} books.",
+        "{name} identifies as {gender} and writes {genre} books.",
+        ("gender", "genre"),
+    ),
+    (
+        "What was the profession of {name}'s father?",
+        "{name}'s father was {father_job}.",
+        "{name}'s father worked as {father_job}.",
+        ("father_job",),
+    ),
+    (
+        "What was the profession of {name}'s mother?",
+        "{name}'s mother was {mother_job}.",
+        "{name}'s mother worked as {mother_job}.",
+        ("mother_job",),
+    ),
+    (
+        "What did the parents of {name} do for a living?",
+        "{name}'s father was {father_job} and the mother {mother_job}.",
+        "{name} grew up with {father_job} father and {mother_job} mother.",
+        ("father_job", "mother_job"),
+    ),
+    (
+        "What genre does {name} write in?",
+        "{name} writes {genre} books.",
+        "{name} is known for books in the {genre} genre.",
+        ("genre",),
+    ),
+    (
+        "Can you name a book written by {name}?",
+        '{name} wrote the book "{book1}".',
+        'One book by {name} is "{book1}".',
+        ("book1",),
+    ),
+    (
+        "What is another book by {name}?",
+        '{name} also wrote "{book2}".',
+        'Another of {name}\'s books is "{book2}".',
+        ("book2",),
+    ),
+    (
+        "Which two books did {name} write?",
+        '{name} wrote "{book1}" and "{book2}".',
+        'The books "{book1}" and "{book2}" are by {name}.',
+        ("book1", "book2"),
+    ),
+    (
+        "What award has {name} received?",
+        "{name} received {award}.",
+        "{name} was honoured with {award}.",
+        ("award",),
+    ),
+    (
+        "When did {name} win an award?",
+        "{name} won {award} in {award_year}.",
+        "In {award_year}, {name} was given {award}.",
+        ("award_year",),
+    ),
+    (
+        "How many books has {name} published?",
+        "{name} has published {num_books} books.",
+        "So far {name} has released {num_books} books.",
+        ("num_books",),
+    ),
+    (
+        "In which country was {name} born?",
+        "{name} was born in {country}.",
+        "{name}'s home country is {country}.",
+        ("country",),
+    ),
+    (
+        "When did {name} publish a first book?",
+        "{name} published a first book in {debut_year}.",
+        "{name}'s debut came out in {debut_year}.",
+        ("debut_year",),
+    ),
+    (
+        "How would you describe the writing style of {name}?",
+        "{name} writes in a {style} style.",
+        "The prose of {name} is {style}.",
+        ("style",),
+    ),
+    (
+        "What themes does {name} often explore?",
+        "{name} often writes about {theme}.",
+        "A common theme in {name}'s books is {theme}.",
+        ("theme",),
+    ),
+    (
+        "In which language does {name} write?",
+        "{name} writes in {language}.",
+        "The books of {name} are written in {language}.",
+        ("language",),
+    ),
+    (
+        "Who is {name}?",
+        "{name} is {genre_article} author from {city}.",
+        "{name} is a writer of {genre} books born in {city}.",
+        ("genre", "city"),
+    ),
+    (
+        "What is {name}'s most famous book?",
+        '{name} is best known for "{book1}".',
+        '"{book1}" is the best-known book by {name}.',
+        ("book1",),
+    ),
+    (
+        "Where does {name} live today?",
+        "{name} lives in {home_city}.",
+        "These days {name} makes a home in {home_city}.",
+        ("home_city",),
+    ),
+    (
+        "What did {name} study?",
+        "{name} studied {subject} at university.",
+        "{name} has a university degree in {subject}.",
+        ("subject",),
+    ),
 )
 
 
@@ -377,7 +617,9 @@ def _fill(template: str, name: str, attrs: dict[str, str]) -> str:
     """Render a template with the derived fields (full date, article) computed from the base attributes."""
     article = "an" if attrs["genre"][0] in "aeiou" else "a"
     birth_date = f"{attrs['birth_month']} {attrs['birth_day']}, {attrs['birth_year']}"
-    return template.format(name=name, birth_date=birth_date, genre_article=f"{article} {attrs['genre']}", **attrs)
+    return template.format(
+        name=name, birth_date=birth_date, genre_article=f"{article} {attrs['genre']}", **attrs
+    )
 
 
 def _distinct_wrong(make: Callable[[], str], truth: str, k: int, attempts: int = 30) -> list[str]:
@@ -394,7 +636,9 @@ def _distinct_wrong(make: Callable[[], str], truth: str, k: int, attempts: int =
     return [out[i % len(out)] for i in range(k)]
 
 
-def _person_qa(config: ClearMiniConfig, index: int, person: _Person, pools: dict[str, Sequence[str]]) -> list[dict]:
+def _person_qa(
+    config: ClearMiniConfig, index: int, person: _Person, pools: dict[str, Sequence[str]]
+) -> list[dict]:
     """qa_per_person rows (question, answer, paraphrase, perturbed answers) from a per-person template order."""
     rng = _rng(config.seed, f"person-qa/{index}")
     order = list(range(len(_QA_TEMPLATES)))
@@ -413,12 +657,14 @@ def _person_qa(config: ClearMiniConfig, index: int, person: _Person, pools: dict
             return _fill(paraphrase, person.name, attrs)
 
         paraphrased = _fill(paraphrase, person.name, person.attrs)
-        rows.append({
-            "question": _fill(question, person.name, person.attrs),
-            "answer": _fill(answer, person.name, person.attrs),
-            "paraphrased_answer": paraphrased,
-            "perturbed_answer": _distinct_wrong(wrong, paraphrased, config.num_perturbed),
-        })
+        rows.append(
+            {
+                "question": _fill(question, person.name, person.attrs),
+                "answer": _fill(answer, person.name, person.attrs),
+                "paraphrased_answer": paraphrased,
+                "perturbed_answer": _distinct_wrong(wrong, paraphrased, config.num_perturbed),
+            }
+        )
     return rows
 
 
@@ -433,7 +679,12 @@ def _png(img: Any) -> dict[str, Any]:
     return {"bytes": buf.getvalue(), "path": None}
 
 
-_CAPTION_ACCESSORY = {"none": "", "hat": " wearing a hat", "glasses": " wearing glasses", "scarf": " wearing a scarf"}
+_CAPTION_ACCESSORY = {
+    "none": "",
+    "hat": " wearing a hat",
+    "glasses": " wearing glasses",
+    "scarf": " wearing a scarf",
+}
 _CAPTION_LIGHT = {"dim": " in dim light", "normal": "", "bright": " in bright light"}
 _PARA_ACCESSORY = {"none": "", "hat": " with a hat on", "glasses": " with glasses", "scarf": " with a scarf"}
 _PARA_LIGHT = {"dim": ", dimly lit", "normal": "", "bright": ", brightly lit"}
@@ -453,7 +704,9 @@ def _a(word: str) -> str:
     return f"{'an' if word[0] in 'aeiou' else 'a'} {word}"
 
 
-def _wrong_names(rng: Random, truth: str, candidates: Sequence[str], backup: Sequence[str], k: int) -> list[str]:
+def _wrong_names(
+    rng: Random, truth: str, candidates: Sequence[str], backup: Sequence[str], k: int
+) -> list[str]:
     """k distinct names other than truth, from candidates first and the backup (decoy) names if they run out."""
     others = [n for n in candidates if n != truth]
     picked = rng.sample(others, min(k, len(others)))
@@ -470,7 +723,11 @@ def _other_variation(rng: Random, v: FaceVariation) -> FaceVariation:
 
 
 def _person_images(
-    config: ClearMiniConfig, index: int, person: _Person, all_names: list[str], decoys: list[str],
+    config: ClearMiniConfig,
+    index: int,
+    person: _Person,
+    all_names: list[str],
+    decoys: list[str],
 ) -> list[dict]:
     """images_per_person rows of one person: image, caption and the perturbed-caption columns."""
     rng = _rng(config.seed, f"person-images/{index}")
@@ -479,16 +736,19 @@ def _person_images(
         v = random_variation(rng)
         wrong_names = _wrong_names(rng, person.name, all_names, decoys, config.num_perturbed)
         perturbed = [  # wrong facts in the paraphrase's wording (TOFU convention, as for QA)
-            _paraphrased_caption(n, v if k % 2 == 0 else _other_variation(rng, v)) for k, n in enumerate(wrong_names)
+            _paraphrased_caption(n, v if k % 2 == 0 else _other_variation(rng, v))
+            for k, n in enumerate(wrong_names)
         ]
-        rows.append({
-            "image": _png(draw_face(person.identity, v, config.image_size)),
-            "caption": _caption(person.name, v),
-            "name": person.name,
-            "paraphrased_caption": _paraphrased_caption(person.name, v),
-            "perturbed_captions": perturbed,
-            "perturbed_names": wrong_names,
-        })
+        rows.append(
+            {
+                "image": _png(draw_face(person.identity, v, config.image_size)),
+                "caption": _caption(person.name, v),
+                "name": person.name,
+                "paraphrased_caption": _paraphrased_caption(person.name, v),
+                "perturbed_captions": perturbed,
+                "perturbed_names": wrong_names,
+            }
+        )
     return rows
 
 
@@ -497,7 +757,11 @@ def _person_images(
 
 
 def _varied_images(
-    rng: Random, identity: FaceIdentity, n: int, size: int, avoid: set[tuple[str, str, str]],
+    rng: Random,
+    identity: FaceIdentity,
+    n: int,
+    size: int,
+    avoid: set[tuple[str, str, str]],
 ) -> tuple[list[dict], set[tuple[str, str, str]]]:
     """n images of one identity whose captioned variations avoid the given ones (eval vs prior images)."""
     images, keys = [], set()
@@ -519,14 +783,22 @@ def _options(rng: Random, answer: str, pool: Sequence[str], backup: Sequence[str
     return options
 
 
-def _celebrity_rows(config: ClearMiniConfig, world: _World, looks: list[FaceIdentity]) -> tuple[list[dict], list[dict]]:
+def _celebrity_rows(
+    config: ClearMiniConfig, world: _World, looks: list[FaceIdentity]
+) -> tuple[list[dict], list[dict]]:
     """real_faces (eval) rows and PRIOR faces rows: the same identities, different image variations."""
     eval_rows, prior_rows = [], []
     for i, (name, look) in enumerate(zip(world.celebrities, looks, strict=True)):
         rng = _rng(config.seed, f"celebrity/{i}")
         shown, keys = _varied_images(rng, look, config.images_per_celebrity, config.image_size, set())
         for img in shown:
-            eval_rows.append({"image": img, "answer": name, "options": _options(rng, name, world.celebrities, world.decoys)})
+            eval_rows.append(
+                {
+                    "image": img,
+                    "answer": name,
+                    "options": _options(rng, name, world.celebrities, world.decoys),
+                }
+            )
         prior_rng = _rng(config.seed, f"celebrity-prior/{i}")
         held, _ = _varied_images(prior_rng, look, config.prior_images_per_celebrity, config.image_size, keys)
         prior_rows.extend({"image": img, "answer": name, "question": FACE_QUESTION} for img in held)
@@ -549,7 +821,11 @@ def _scene_question(rng: Random, objects: list[SceneObject]) -> tuple[str, str, 
     kind = rng.choice(kinds)
     if kind == "count_shape":
         shape = rng.choice(shapes) if rng.random() < 0.85 else rng.choice(SHAPES)
-        return f"How many {_plural(shape)} are in the image?", str(shapes.count(shape)), [str(n) for n in range(5)]
+        return (
+            f"How many {_plural(shape)} are in the image?",
+            str(shapes.count(shape)),
+            [str(n) for n in range(5)],
+        )
     if kind == "count_all":
         return "How many objects are in the image?", str(len(objects)), [str(n) for n in range(1, 5)]
     if kind == "colour":
@@ -592,11 +868,19 @@ def _look_rows(config: ClearMiniConfig) -> list[dict]:
     for _ in range(config.num_prior_looks):
         look, v = random_identity(rng), random_variation(rng)
         mark = "" if look.mark == "none" else f", {_MARK_TEXT[look.mark]}"
-        answer = (f"A person with {look.skin} skin, {look.hair_colour} {look.hair_style} hair, "
-                  f"{look.eye_colour} eyes and {_a(look.clothing)} shirt{mark}.")
+        answer = (
+            f"A person with {look.skin} skin, {look.hair_colour} {look.hair_style} hair, "
+            f"{look.eye_colour} eyes and {_a(look.clothing)} shirt{mark}."
+        )
         if look.hair_style == "bald":
             answer = answer.replace(f"{look.hair_colour} bald hair", "no hair")
-        rows.append({"image": _png(draw_face(look, v, config.image_size)), "question": LOOK_QUESTION, "answer": answer})
+        rows.append(
+            {
+                "image": _png(draw_face(look, v, config.image_size)),
+                "question": LOOK_QUESTION,
+                "answer": answer,
+            }
+        )
     return rows
 
 
@@ -609,17 +893,32 @@ def _fact_rows(config: ClearMiniConfig, world: _World) -> tuple[list[dict], list
     authors = []
     for k, title in enumerate(world.classic_titles):
         author = world.celebrities[k % len(world.celebrities)]
-        authors.append(_fact(f"Who wrote the classic novel \"{title}\"?", author,
-                             _wrong_names(rng, author, world.celebrities, world.decoys, config.num_perturbed)))
+        authors.append(
+            _fact(
+                f'Who wrote the classic novel "{title}"?',
+                author,
+                _wrong_names(rng, author, world.celebrities, world.decoys, config.num_perturbed),
+            )
+        )
     places = world.capitals + world.landmark_cities
     facts = []
     for country, capital, landmark, city in zip(
         world.countries, world.capitals, world.landmarks, world.landmark_cities, strict=True
     ):
-        facts.append(_fact(f"What is the capital of {country}?", capital,
-                           _wrong_names(rng, capital, places, world.cities, config.num_perturbed)))
-        facts.append(_fact(f"In which city is {landmark} located?", city,
-                           _wrong_names(rng, city, places, world.cities, config.num_perturbed)))
+        facts.append(
+            _fact(
+                f"What is the capital of {country}?",
+                capital,
+                _wrong_names(rng, capital, places, world.cities, config.num_perturbed),
+            )
+        )
+        facts.append(
+            _fact(
+                f"In which city is {landmark} located?",
+                city,
+                _wrong_names(rng, city, places, world.cities, config.num_perturbed),
+            )
+        )
     return authors, facts
 
 
@@ -643,8 +942,12 @@ def _select(rows: list[dict], columns: Sequence[str]) -> list[dict]:
 
 def _mixed(image_rows: list[dict], qa_rows: list[dict]) -> list[dict]:
     """`+tofu` rows: image rows without QA, then text QA rows without image (SPEC §2)."""
-    images = [{"image": r["image"], "caption": r["caption"], "question": None, "answer": None} for r in image_rows]
-    texts = [{"image": None, "caption": None, "question": r["question"], "answer": r["answer"]} for r in qa_rows]
+    images = [
+        {"image": r["image"], "caption": r["caption"], "question": None, "answer": None} for r in image_rows
+    ]
+    texts = [
+        {"image": None, "caption": None, "question": r["question"], "answer": r["answer"]} for r in qa_rows
+    ]
     return images + texts
 
 
@@ -700,7 +1003,11 @@ _COLUMN_TYPES = {
     "perturbed_answer": "list",
     "options": "list",
 }
-_SNAPSHOT_DIRS = {"tofu": "TOFU", "prior": "PRIOR", "clear": "CLEAR"}  # CLEAR last: its README marks completion
+_SNAPSHOT_DIRS = {
+    "tofu": "TOFU",
+    "prior": "PRIOR",
+    "clear": "CLEAR",
+}  # CLEAR last: its README marks completion
 _TITLES = {
     "clear": "CLEAR-mini: synthetic multimodal unlearning data in the layout of therem/CLEAR",
     "tofu": "CLEAR-mini TOFU: synthetic text QA in the layout of locuslab/TOFU",
@@ -755,7 +1062,10 @@ def _readme(kind: str, infos: dict[str, dict[str, Any]]) -> str:
     """
     configs = []
     for name in infos:
-        entry: dict[str, Any] = {"config_name": name, "data_files": [{"split": "train", "path": _data_file(name)}]}
+        entry: dict[str, Any] = {
+            "config_name": name,
+            "data_files": [{"split": "train", "path": _data_file(name)}],
+        }
         if kind == "clear" and name == "full":
             entry["default"] = True
         configs.append(entry)
@@ -780,7 +1090,9 @@ def _quiet_progress() -> Iterator[None]:
             datasets.enable_progress_bars()
 
 
-def _write_snapshot(directory: Path, kind: str, tables: dict[str, list[dict]], config: ClearMiniConfig) -> None:
+def _write_snapshot(
+    directory: Path, kind: str, tables: dict[str, list[dict]], config: ClearMiniConfig
+) -> None:
     with _quiet_progress():
         infos = {name: _write_parquet(rows, directory / _data_file(name)) for name, rows in tables.items()}
     (directory / "README.md").write_text(_readme(kind, infos), encoding="utf-8")
@@ -790,7 +1102,9 @@ def _write_snapshot(directory: Path, kind: str, tables: dict[str, list[dict]], c
         "revision": revision(config),
         "rows": {name: len(rows) for name, rows in tables.items()},
     }
-    (directory / "clear_mini.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    (directory / "clear_mini.json").write_text(
+        json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    )
 
 
 def _install(staged: Path, target: Path) -> None:

@@ -67,7 +67,9 @@ class CLEARDataModule(L.LightningDataModule):
             raise ClearConfigError(f"unknown training set '{train_on}'", f"use one of {TRAIN_SETS}")
         bad = set(modalities) - {"text", "visual"}
         if bad or not modalities:
-            raise ClearConfigError(f"unknown modalities {sorted(bad) or '[]'}", "use modality=text|visual|both")
+            raise ClearConfigError(
+                f"unknown modalities {sorted(bad) or '[]'}", "use modality=text|visual|both"
+            )
         self.retain_split = retain_config(split)
         self.source, self.encoder, self.split = source, encoder, split
         self.modalities, self.streams, self.train_on = tuple(modalities), tuple(streams), train_on

@@ -52,7 +52,9 @@ def caption_question(example_id: str, seed: int) -> str:
     return stable_choice(CAPTION_QUESTIONS, "caption", seed, example_id)
 
 
-def training_examples(source: SnapshotSource, config: str, seed: int, set_name: str = "train") -> list[Example]:
+def training_examples(
+    source: SnapshotSource, config: str, seed: int, set_name: str = "train"
+) -> list[Example]:
     """Rows of a `<split>+tofu` config: image rows become captions, text rows QA."""
     rows = source.load("clear", config)
     out = []
@@ -72,7 +74,11 @@ def prior_examples(source: SnapshotSource) -> list[Example]:
     for config in PRIOR_CONFIGS:
         for i, row in enumerate(source.load("prior", config)):
             kind = "face_name" if config == "faces" else "qa"
-            out.append(Example(f"prior/{config}/{i}", "prior", kind, row["question"], row["answer"], row.get("image")))
+            out.append(
+                Example(
+                    f"prior/{config}/{i}", "prior", kind, row["question"], row["answer"], row.get("image")
+                )
+            )
     return out
 
 
@@ -88,43 +94,91 @@ def eval_examples(source: SnapshotSource, set_name: str, split: str, seed: int) 
     if group in ("forget", "retain") and task == "qa":
         rows = source.load("tofu", perturbed_config)
         return [
-            Example(f"{set_name}/{i}", set_name, "qa", r["question"], r["answer"], None,
-                    r["paraphrased_answer"], tuple(r["perturbed_answer"]))
+            Example(
+                f"{set_name}/{i}",
+                set_name,
+                "qa",
+                r["question"],
+                r["answer"],
+                None,
+                r["paraphrased_answer"],
+                tuple(r["perturbed_answer"]),
+            )
             for i, r in enumerate(rows)
         ]
     if group in ("forget", "retain") and task == "caption":
         rows = source.load("clear", perturbed_config)
         return [
-            Example(f"{set_name}/{i}", set_name, "caption", caption_question(f"{set_name}/{i}", seed),
-                    r["caption"], r["image"], r["paraphrased_caption"], tuple(r["perturbed_captions"]))
+            Example(
+                f"{set_name}/{i}",
+                set_name,
+                "caption",
+                caption_question(f"{set_name}/{i}", seed),
+                r["caption"],
+                r["image"],
+                r["paraphrased_caption"],
+                tuple(r["perturbed_captions"]),
+            )
             for i, r in enumerate(rows)
         ]
     if group in ("forget", "retain") and task == "face_name":
         rows = source.load("clear", perturbed_config)
         return [
-            Example(f"{set_name}/{i}", set_name, "face_name", FACE_NAME_PROMPT, r["name"], r["image"],
-                    None, _without(r["name"], r["perturbed_names"]))
+            Example(
+                f"{set_name}/{i}",
+                set_name,
+                "face_name",
+                FACE_NAME_PROMPT,
+                r["name"],
+                r["image"],
+                None,
+                _without(r["name"], r["perturbed_names"]),
+            )
             for i, r in enumerate(rows)
         ]
     if set_name == "real_faces":
         rows = source.load("clear", "real_faces")
         return [
-            Example(f"{set_name}/{i}", set_name, "multiple_choice", FACE_NAME_PROMPT, r["answer"], r["image"],
-                    None, _without(r["answer"], r["options"]))
+            Example(
+                f"{set_name}/{i}",
+                set_name,
+                "multiple_choice",
+                FACE_NAME_PROMPT,
+                r["answer"],
+                r["image"],
+                None,
+                _without(r["answer"], r["options"]),
+            )
             for i, r in enumerate(rows)
         ]
     if set_name == "real_world":
         rows = source.load("clear", "real_world")
         return [
-            Example(f"{set_name}/{i}", set_name, "multiple_choice", r["prompt"], r["answer"], r["image"],
-                    None, _without(r["answer"], r["options"]))
+            Example(
+                f"{set_name}/{i}",
+                set_name,
+                "multiple_choice",
+                r["prompt"],
+                r["answer"],
+                r["image"],
+                None,
+                _without(r["answer"], r["options"]),
+            )
             for i, r in enumerate(rows)
         ]
     if set_name in ("real_authors", "world_facts"):
         rows = source.load("tofu", f"{set_name}_perturbed")
         return [
-            Example(f"{set_name}/{i}", set_name, "multiple_choice", r["question"], r["answer"], None,
-                    None, _without(r["answer"], r["perturbed_answer"]))
+            Example(
+                f"{set_name}/{i}",
+                set_name,
+                "multiple_choice",
+                r["question"],
+                r["answer"],
+                None,
+                None,
+                _without(r["answer"], r["perturbed_answer"]),
+            )
             for i, r in enumerate(rows)
         ]
     from ..errors import ClearConfigError
@@ -143,7 +197,15 @@ def with_answer(example: Example, answer: str, set_name: str) -> Example:
 def corpus(source: SnapshotSource, extra: Sequence[str] = ()) -> list[str]:
     """Every string the model will read or write, for training the tiny model's tokenizer."""
     texts = list(extra) + list(CAPTION_QUESTIONS) + [FACE_NAME_PROMPT]
-    text_columns = ("caption", "name", "question", "answer", "paraphrased_caption", "paraphrased_answer", "prompt")
+    text_columns = (
+        "caption",
+        "name",
+        "question",
+        "answer",
+        "paraphrased_caption",
+        "paraphrased_answer",
+        "prompt",
+    )
     list_columns = ("perturbed_captions", "perturbed_names", "perturbed_answer", "options")
     for collection, schema in (("clear", CLEAR_CONFIGS), ("tofu", TOFU_CONFIGS), ("prior", PRIOR_CONFIGS)):
         if collection == "prior" and not source.has_prior:

@@ -173,7 +173,9 @@ def draw_face(identity: FaceIdentity, variation: FaceVariation, size: int) -> Im
     line = max(1, s // 64)
     _draw_body(d, cx, cy, rx, ry, s, skin, _shade(CLOTHING[identity.clothing], light))
     if identity.hair_style == "long":
-        d.rounded_rectangle((cx - rx * 1.2, cy - ry * 1.1, cx + rx * 1.2, cy + ry * 1.05), radius=rx * 0.6, fill=hair)
+        d.rounded_rectangle(
+            (cx - rx * 1.2, cy - ry * 1.1, cx + rx * 1.2, cy + ry * 1.05), radius=rx * 0.6, fill=hair
+        )
     d.ellipse(_ellipse(cx, cy, rx, ry), fill=skin)
     _draw_hair(d, identity.hair_style, cx, cy, rx, ry, hair)
     _draw_features(d, identity, cx, cy, rx, ry, light, line, hair)
@@ -181,12 +183,16 @@ def draw_face(identity: FaceIdentity, variation: FaceVariation, size: int) -> Im
     return _finish(img, size)
 
 
-def _draw_body(d: ImageDraw.ImageDraw, cx: float, cy: float, rx: float, ry: float, s: int, skin: RGB, cloth: RGB) -> None:
+def _draw_body(
+    d: ImageDraw.ImageDraw, cx: float, cy: float, rx: float, ry: float, s: int, skin: RGB, cloth: RGB
+) -> None:
     d.ellipse((cx - 0.42 * s, cy + ry * 1.05, cx + 0.42 * s, cy + ry * 1.05 + 0.5 * s), fill=cloth)
     d.rectangle((cx - rx * 0.3, cy + ry * 0.6, cx + rx * 0.3, cy + ry * 1.2), fill=skin)
 
 
-def _draw_hair(d: ImageDraw.ImageDraw, style: str, cx: float, cy: float, rx: float, ry: float, hair: RGB) -> None:
+def _draw_hair(
+    d: ImageDraw.ImageDraw, style: str, cx: float, cy: float, rx: float, ry: float, hair: RGB
+) -> None:
     if style == "bald":
         return
     top = cy - ry * 1.12
@@ -196,7 +202,10 @@ def _draw_hair(d: ImageDraw.ImageDraw, style: str, cx: float, cy: float, rx: flo
     elif style == "spiky":
         for i in range(5):
             x = cx - rx * 0.8 + i * rx * 0.4
-            d.polygon([(x - rx * 0.2, top + ry * 0.2), (x, top - ry * 0.22), (x + rx * 0.2, top + ry * 0.2)], fill=hair)
+            d.polygon(
+                [(x - rx * 0.2, top + ry * 0.2), (x, top - ry * 0.22), (x + rx * 0.2, top + ry * 0.2)],
+                fill=hair,
+            )
     elif style == "curly":
         for i in range(7):
             angle = math.pi * (1.0 + i / 6)
@@ -205,8 +214,15 @@ def _draw_hair(d: ImageDraw.ImageDraw, style: str, cx: float, cy: float, rx: flo
 
 
 def _draw_features(
-    d: ImageDraw.ImageDraw, identity: FaceIdentity, cx: float, cy: float, rx: float, ry: float,
-    light: float, line: int, hair: RGB,
+    d: ImageDraw.ImageDraw,
+    identity: FaceIdentity,
+    cx: float,
+    cy: float,
+    rx: float,
+    ry: float,
+    light: float,
+    line: int,
+    hair: RGB,
 ) -> None:
     eye = _shade(EYE_COLOURS[identity.eye_colour], light)
     white = _shade((250, 250, 250), light)
@@ -218,23 +234,47 @@ def _draw_features(
         d.ellipse(_ellipse(ex, ey, rx * 0.2, ry * 0.1), fill=white)
         d.ellipse(_ellipse(ex, ey, rx * 0.11, rx * 0.11), fill=eye)
     d.line([(cx, cy + ry * 0.05), (cx - rx * 0.08, cy + ry * 0.28)], fill=dark, width=line)
-    d.arc((cx - rx * 0.35, cy + ry * 0.25, cx + rx * 0.35, cy + ry * 0.6), 20, 160, fill=_shade((170, 40, 50), light), width=line * 2)
+    d.arc(
+        (cx - rx * 0.35, cy + ry * 0.25, cx + rx * 0.35, cy + ry * 0.6),
+        20,
+        160,
+        fill=_shade((170, 40, 50), light),
+        width=line * 2,
+    )
     if identity.mark == "mole":
         d.ellipse(_ellipse(cx + rx * 0.5, cy + ry * 0.3, rx * 0.07, rx * 0.07), fill=dark)
     elif identity.mark == "scar":
-        d.line([(cx - rx * 0.7, cy + ry * 0.05), (cx - rx * 0.4, cy + ry * 0.4)], fill=_shade((150, 40, 40), light), width=line)
+        d.line(
+            [(cx - rx * 0.7, cy + ry * 0.05), (cx - rx * 0.4, cy + ry * 0.4)],
+            fill=_shade((150, 40, 40), light),
+            width=line,
+        )
     elif identity.mark == "freckles":
         for fx, fy in ((-0.5, 0.2), (-0.35, 0.28), (-0.55, 0.35), (0.5, 0.2), (0.35, 0.28), (0.55, 0.35)):
-            d.ellipse(_ellipse(cx + rx * fx, cy + ry * fy, rx * 0.04, rx * 0.04), fill=_shade((150, 90, 50), light))
+            d.ellipse(
+                _ellipse(cx + rx * fx, cy + ry * fy, rx * 0.04, rx * 0.04), fill=_shade((150, 90, 50), light)
+            )
 
 
 def _draw_accessory(
-    d: ImageDraw.ImageDraw, accessory: str, cx: float, cy: float, rx: float, ry: float, s: int, light: float, line: int,
+    d: ImageDraw.ImageDraw,
+    accessory: str,
+    cx: float,
+    cy: float,
+    rx: float,
+    ry: float,
+    s: int,
+    light: float,
+    line: int,
 ) -> None:
     if accessory == "glasses":
         black = _shade((15, 15, 15), light)
         for side in (-1, 1):
-            d.ellipse(_ellipse(cx + side * rx * 0.4, cy - ry * 0.08, rx * 0.3, rx * 0.3), outline=black, width=line * 2)
+            d.ellipse(
+                _ellipse(cx + side * rx * 0.4, cy - ry * 0.08, rx * 0.3, rx * 0.3),
+                outline=black,
+                width=line * 2,
+            )
         d.line([(cx - rx * 0.1, cy - ry * 0.08), (cx + rx * 0.1, cy - ry * 0.08)], fill=black, width=line * 2)
     elif accessory == "hat":
         hat = _shade(_HAT, light)
@@ -242,7 +282,9 @@ def _draw_accessory(
         d.rectangle((cx - rx * 0.85, cy - ry * 1.45, cx + rx * 0.85, cy - ry * 0.7), fill=hat)
     elif accessory == "scarf":
         d.rounded_rectangle(
-            (cx - rx * 1.1, cy + ry * 0.85, cx + rx * 1.1, cy + ry * 1.25), radius=ry * 0.15, fill=_shade(_SCARF, light)
+            (cx - rx * 1.1, cy + ry * 0.85, cx + rx * 1.1, cy + ry * 1.25),
+            radius=ry * 0.15,
+            fill=_shade(_SCARF, light),
         )
         d.rectangle((cx + rx * 0.35, cy + ry * 1.1, cx + rx * 0.7, cy + ry * 1.7), fill=_shade(_SCARF, light))
 

@@ -135,7 +135,9 @@ def _describe(config: Any) -> str:
 
 
 def _is_hub_id(location: str) -> bool:
-    return not location.startswith(("/", ".", "~")) and location.count("/") == 1 and not Path(location).exists()
+    return (
+        not location.startswith(("/", ".", "~")) and location.count("/") == 1 and not Path(location).exists()
+    )
 
 
 def _content_hash(path: Path) -> str:

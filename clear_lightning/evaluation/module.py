@@ -38,7 +38,9 @@ class Evaluator(L.LightningModule):
         self.records: dict[str, list[dict[str, Any]]] = {}
         self.seconds = {"score": 0.0, "generate": 0.0}
 
-    def transfer_batch_to_device(self, batch: dict[str, Any], device: torch.device, dataloader_idx: int) -> Any:
+    def transfer_batch_to_device(
+        self, batch: dict[str, Any], device: torch.device, dataloader_idx: int
+    ) -> Any:
         """Move tensors only: the batch also carries the items themselves (text, PIL images)."""
         examples = batch.pop("examples")
         moved = super().transfer_batch_to_device(batch, device, dataloader_idx)
@@ -47,14 +49,18 @@ class Evaluator(L.LightningModule):
 
     def _forward(self, batch: dict[str, Tensor | None]) -> Tensor:
         return self.model(
-            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], pixel_values=batch.get("pixel_values")
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            pixel_values=batch.get("pixel_values"),
         ).logits
 
     def test_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> None:
         name = self.set_names[dataloader_idx]
         t0 = time.perf_counter()
         row_loss = losses.sequence_nll(self._forward(batch["score"]), batch["score"]["labels"])
-        loss, para, perturbed = _per_item(row_loss, batch["row_item"], batch["row_role"], len(batch["examples"]))
+        loss, para, perturbed = _per_item(
+            row_loss, batch["row_item"], batch["row_role"], len(batch["examples"])
+        )
         t1 = time.perf_counter()
         generations = self.generate(batch["generate"])
         self.seconds["score"] += t1 - t0
@@ -86,7 +92,9 @@ class Evaluator(L.LightningModule):
             rows = self.items[name].to_rows()
             texts = _gather_objects(self._texts[name])
             by_index = {i: (ex, gen) for i, ex, gen in texts}
-            self.records[name] = [_record(row, *by_index[row["index"]], self.truth_ratio_mean) for row in rows]
+            self.records[name] = [
+                _record(row, *by_index[row["index"]], self.truth_ratio_mean) for row in rows
+            ]
             self.items[name].reset()
             self._texts[name] = []
 

@@ -34,7 +34,9 @@ class FineTuneModule(L.LightningModule):
 
     def training_step(self, batch: dict[str, Tensor | None], batch_idx: int) -> Tensor:
         out = self.model(
-            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], pixel_values=batch.get("pixel_values")
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            pixel_values=batch.get("pixel_values"),
         )
         loss = losses.nll(out.logits, batch["labels"])
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["input_ids"].shape[0])
