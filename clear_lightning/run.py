@@ -18,6 +18,7 @@ from .comparison import comparison_table
 from .data.clear_mini import load_idk_answers
 from .errors import ClearConfigError
 from .evaluation.records import read_records, write_records
+from .metrics.reference_compat import summarize_reference_compat
 from .metrics.summary import summarize
 from .stages import Context, _plain
 
@@ -150,8 +151,9 @@ def _unlearn(ctx: Context, run_dir: Path) -> dict[str, Any]:
     summary = _write_results(
         ctx, run_dir, records, gold_dir=gold_eval, label=cfg.method.name, cost=cost, logger=trainer.logger
     )
-    original = summarize(read_records(original_eval / "eval"), read_records(gold_eval / "eval"))
-    gold = summarize(read_records(gold_eval / "eval"), read_records(gold_eval / "eval"))
+    gold_records = read_records(gold_eval / "eval")
+    original = _summarize(ctx, read_records(original_eval / "eval"), gold_records)
+    gold = _summarize(ctx, gold_records, gold_records)
     table = comparison_table({"original": original, "gold": gold, cfg.method.name: summary}, list(records))
     (run_dir / "comparison.md").write_text(table + "\n")
     print("\n" + table + "\n", flush=True)
@@ -161,6 +163,16 @@ def _unlearn(ctx: Context, run_dir: Path) -> dict[str, Any]:
         "original_eval": str(original_eval),
         "gold_eval": str(gold_eval),
     }
+
+
+def _summarize(ctx: Context, records: dict, gold: dict | None) -> dict[str, Any]:
+    """Paper mode (SPEC §6, default) or the authors'-code mode (SPEC §7) used only to compare with their table."""
+    mode = ctx.cfg.metric_mode
+    if mode == "paper":
+        return {**summarize(records, gold), "metric_mode": "paper"}
+    if mode == "reference_compat":
+        return summarize_reference_compat(records, gold)
+    raise ClearConfigError(f"unknown metric_mode '{mode}'", "use metric_mode=paper or metric_mode=reference_compat")
 
 
 def _write_results(
@@ -174,10 +186,9 @@ def _write_results(
 ) -> dict[str, Any]:
     """`eval/<set>.jsonl` + `summary.json` (every aggregate, scored against gold, with provenance)."""
     gold_records = stages.load_gold(ctx, gold_dir) if gold_dir is not None else None
-    summary = summarize(records, gold_records)
+    summary = _summarize(ctx, records, gold_records)
     summary.update(
         label=label,
-        metric_mode=ctx.cfg.metric_mode,
         truth_ratio_mean=ctx.cfg.eval.truth_ratio_mean,
         gold=str(gold_dir) if gold_dir is not None else None,
         model=ctx.model_cfg.name,
@@ -191,7 +202,16 @@ def _write_results(
     write_records(run_dir / "eval", records)
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     if logger:
-        numbers = {f"eval/{k}": v for k, v in summary.items() if isinstance(v, int | float) and v is not None}
-        logger.log_metrics(numbers)
-        logger.save()
+        _log_results(logger, summary, records)
     return summary
+
+
+def _log_results(logger: Any, summary: dict[str, Any], records: dict[str, list[dict[str, Any]]]) -> None:
+    """The same numbers to every logger; per-item generations as a table where the logger has tables (W&B)."""
+    numbers = {f"eval/{k}": v for k, v in summary.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    logger.log_metrics(numbers)
+    if hasattr(logger, "log_table"):
+        columns = ["id", "question", "answer", "generation", "rougeL_recall", "probability", "truth_ratio"]
+        for name, rows in records.items():
+            logger.log_table(key=f"generations/{name}", columns=columns, data=[[r[c] for c in columns] for r in rows])
+    logger.save()

@@ -102,6 +102,7 @@ class Context:
             eval_batch_size=cfg.eval.batch_size,
             eval_sets=list(cfg.eval.sets),
             max_eval_items=cfg.eval.max_items,
+            image_tasks=self.source.image_tasks,
             seed=cfg.seed,
         )
         return CLEARDataModule(**{**defaults, **kwargs})
@@ -217,12 +218,8 @@ def evaluation(
     ctx: Context, model_dir: Path, model_key: dict[str, Any], label: str, build: bool = True
 ) -> Path:
     """Per-item records of a stored model on this split's evaluation sets, cached as an artifact."""
-    key = {
-        "model": digest(model_key),
-        "split": ctx.cfg.split.name,
-        "eval": _plain(ctx.cfg.eval),
-        "label": label,
-    }
+    recipe = {k: v for k, v in _plain(ctx.cfg.eval).items() if k not in ("checkpoint", "gold")}
+    key = {"model": digest(model_key), "split": ctx.cfg.split.name, "eval": recipe, "label": label}
     found = ctx.store.get("eval", key)
     if found:
         return found

@@ -37,7 +37,7 @@ from .faces import (
     random_variation,
 )
 
-GENERATOR_VERSION = "1.2.0"
+GENERATOR_VERSION = "1.3.0"
 
 FORGET_PERCENTS = (1, 5, 10)
 RETAIN_PERTURBED_PERSONS = 20
@@ -55,7 +55,7 @@ class ClearMiniConfig:
 
     num_persons: int = 20  # fictitious authors; 200 = full-size CLEAR-mini
     qa_per_person: int = 20
-    images_per_person: int = 10
+    images_per_person: int = 8
     image_size: int = 32
     num_celebrities: int = 12  # real_faces identities (separate from the persons)
     images_per_celebrity: int = 3  # in the real_faces eval config
@@ -857,6 +857,12 @@ def _scene_rows(config: ClearMiniConfig, tag: str, n: int, with_options: bool) -
     return rows
 
 
+def _prior_world(config: ClearMiniConfig) -> list[dict]:
+    """Fresh scenes asked in real_world's own prompt format (a base model has seen such prompts)."""
+    rows = _scene_rows(config, "prior-world", config.num_prior_world, with_options=True)
+    return [{"image": r["image"], "question": r["prompt"], "answer": r["answer"]} for r in rows]
+
+
 LOOK_QUESTION = "Describe the person's appearance."
 
 
@@ -986,7 +992,7 @@ def _build_tables(config: ClearMiniConfig) -> dict[str, dict[str, list[dict]]]:
     prior = {
         "faces": prior_faces,
         "looks": _look_rows(config),
-        "world": _scene_rows(config, "prior-world", config.num_prior_world, with_options=False),
+        "world": _prior_world(config),
         "facts": _select(tofu["real_authors_perturbed"] + tofu["world_facts_perturbed"], _QA_COLS),
     }
     return {"clear": clear, "tofu": tofu, "prior": prior}

@@ -59,6 +59,7 @@ class CLEARDataModule(L.LightningDataModule):
         max_eval_items: int | None = None,
         idk_answers: Sequence[str] = (),
         replay_prior: int = 0,
+        image_tasks: Sequence[str] = ("caption",),
         seed: int = 0,
         num_workers: int = 0,
     ):
@@ -76,13 +77,13 @@ class CLEARDataModule(L.LightningDataModule):
         self.batch_size, self.eval_batch_size, self.seed = batch_size, eval_batch_size, seed
         self.eval_sets, self.max_eval_items = tuple(eval_sets), max_eval_items
         self.idk_answers, self.num_workers = tuple(idk_answers), num_workers
-        self.replay_prior = replay_prior
+        self.replay_prior, self.image_tasks = replay_prior, tuple(image_tasks)
         self._eval: dict[str, list[Example]] | None = None
 
     # --- training ---------------------------------------------------------------------------
     def forget_examples(self) -> list[Example]:
         """The forget rows of the chosen modality; refusing an empty set (nothing to unlearn)."""
-        rows = training_examples(self.source, f"{self.split}+tofu", self.seed, "forget")
+        rows = training_examples(self.source, f"{self.split}+tofu", self.seed, "forget", self.image_tasks)
         rows = [r for r in rows if r.modality in self.modalities]
         if not rows:
             raise ClearConfigError(
@@ -93,7 +94,7 @@ class CLEARDataModule(L.LightningDataModule):
 
     def retain_examples(self) -> list[Example]:
         """Retain rows: always both modalities (SPEC §1)."""
-        return training_examples(self.source, f"{self.retain_split}+tofu", self.seed, "retain")
+        return training_examples(self.source, f"{self.retain_split}+tofu", self.seed, "retain", self.image_tasks)
 
     def _replay_rows(self) -> list[Example]:
         prior = prior_examples(self.source)
@@ -108,8 +109,8 @@ class CLEARDataModule(L.LightningDataModule):
         rank, world = self._rank()
         if self.train_on is not None:
             examples = {
-                "full": lambda: training_examples(self.source, "full+tofu", self.seed),
-                "retain": lambda: training_examples(self.source, f"{self.retain_split}+tofu", self.seed),
+                "full": lambda: training_examples(self.source, "full+tofu", self.seed, image_tasks=self.image_tasks),
+                "retain": self.retain_examples,
                 "prior": lambda: prior_examples(self.source),
             }[self.train_on]()
             if self.replay_prior and self.train_on != "prior":

@@ -52,19 +52,35 @@ def caption_question(example_id: str, seed: int) -> str:
     return stable_choice(CAPTION_QUESTIONS, "caption", seed, example_id)
 
 
+IMAGE_TASKS = ("caption", "face_name")
+
+
 def training_examples(
-    source: SnapshotSource, config: str, seed: int, set_name: str = "train"
+    source: SnapshotSource,
+    config: str,
+    seed: int,
+    set_name: str = "train",
+    image_tasks: Sequence[str] = ("caption",),
 ) -> list[Example]:
-    """Rows of a `<split>+tofu` config: image rows become captions, text rows QA."""
-    rows = source.load("clear", config)
+    """Rows of a `<split>+tofu` config: text rows become QA, image rows captions; with `face_name` in
+    `image_tasks` the image rows of `<split>` (which carry `name`) also become recognition examples
+    ("The name of the person on the image is" → name, the authors' recognition mode)."""
+    unknown = set(image_tasks) - set(IMAGE_TASKS)
+    if unknown:
+        from ..errors import ClearConfigError
+
+        raise ClearConfigError(f"unknown image task(s) {sorted(unknown)}", f"use data.image_tasks from {IMAGE_TASKS}")
     out = []
-    for i, row in enumerate(rows):
+    for i, row in enumerate(source.load("clear", config)):
         eid = f"{config}/{i}"
-        if row["image"] is not None:
-            q = caption_question(eid, seed)
-            out.append(Example(eid, set_name, "caption", q, row["caption"], image=row["image"]))
-        else:
+        if row["image"] is None:
             out.append(Example(eid, set_name, "qa", row["question"], row["answer"]))
+        elif "caption" in image_tasks:
+            out.append(Example(eid, set_name, "caption", caption_question(eid, seed), row["caption"], row["image"]))
+    if "face_name" in image_tasks:
+        plain = config.removesuffix("+tofu")
+        for i, row in enumerate(source.load("clear", plain)):
+            out.append(Example(f"{plain}/{i}/name", set_name, "face_name", FACE_NAME_PROMPT, row["name"], row["image"]))
     return out
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import asdict
 from functools import cached_property
 from pathlib import Path
@@ -32,8 +33,10 @@ class SnapshotSource:
         prior_path: str | None = None,
         revision: str | None = None,
         tofu_revision: str | None = None,
+        image_tasks: Sequence[str] = ("caption",),
     ) -> None:
         self.name = name
+        self.image_tasks = tuple(image_tasks)  # what image rows train: caption and/or face_name
         self.locations = {"clear": path, "tofu": tofu_path, "prior": prior_path}
         self.revisions = {"clear": revision, "tofu": tofu_revision, "prior": None}
         self._cache: dict[tuple[str, str], datasets.Dataset] = {}
@@ -61,7 +64,7 @@ class SnapshotSource:
 
     def identity(self) -> dict[str, Any]:
         """What determines the data, for artifact keys (not where it happens to live)."""
-        return {"name": self.name, "revision": self.revision}
+        return {"name": self.name, "revision": self.revision, "image_tasks": list(self.image_tasks)}
 
     def load(self, collection: str, config: str) -> datasets.Dataset:
         """One config's `train` split, validated against SPEC §2, cached per process."""
@@ -103,7 +106,7 @@ class SnapshotSource:
 class ClearMiniSource(SnapshotSource):
     """The synthetic CLEAR-mini, generated on first use into the artifact root and reused after."""
 
-    def __init__(self, root: str, **sizes: Any) -> None:
+    def __init__(self, root: str, image_tasks: Sequence[str] = ("caption",), **sizes: Any) -> None:
         from .clear_mini import ClearMiniConfig, generate_clear_mini, revision
 
         config = ClearMiniConfig(**sizes)
@@ -120,6 +123,7 @@ class ClearMiniSource(SnapshotSource):
             prior_path=str(snapshot_root / "PRIOR"),
             revision=rev,
             tofu_revision=rev,
+            image_tasks=image_tasks,
         )
 
     @cached_property
@@ -127,7 +131,7 @@ class ClearMiniSource(SnapshotSource):
         return self.revisions["clear"]
 
     def identity(self) -> dict[str, Any]:
-        return {"name": self.name, "revision": self.revision, "config": asdict(self.config)}
+        return {**super().identity(), "config": asdict(self.config)}
 
 
 def _describe(config: Any) -> str:

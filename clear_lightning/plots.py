@@ -1,0 +1,203 @@
+"""The report's figures: forget-set truth-ratio distributions vs gold (paper Fig. 6) and the forget/retain trade-off."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from clear_lightning.metrics.summary import forget_truth_ratios
+
+if TYPE_CHECKING:
+    from clear_lightning.report import Run, Table
+
+R_CLIP = (
+    1e-6,
+    1e6,
+)  # raw R spans orders of magnitude (0 and inf when exp over/underflows): plot on a log axis
+MODALITY_COLOURS = {"text": "tab:blue", "visual": "tab:orange", "both": "tab:green"}
+SEED_COLOURS = ("tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan")
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _slug(*parts: str) -> str:
+    return "_".join(re.sub(r"[^A-Za-z0-9._+-]+", "-", p) for p in parts if p)
+
+
+def _fmt(mean: float | None, std: float | None, fmt: str) -> str:
+    if mean is None:
+        return "—"
+    return f"{mean:{fmt}}" + ("" if std is None else f" ± {std:{fmt}}")
+
+
+def _panel(row: dict[str, Any], runs: Sequence[Run], missing: dict[str, int]) -> dict[str, Any] | None:
+    """Per-seed forget R of one method's runs, its gold's and its original's; None if no run has gold records."""
+    from clear_lightning.report import has_eval, records_of
+
+    seeds, gold, original = [], None, None
+    for run in runs:
+        if not has_eval(run.gold) or not (run.directory / "eval").is_dir():
+            where = str(run.gold if not has_eval(run.gold) else run.directory)
+            missing[where] = missing.get(where, 0) + 1
+            continue
+        gold_records = records_of(run.gold)
+        model_r, gold_r = forget_truth_ratios(records_of(run.directory), gold_records)
+        seeds.append((run.seed, model_r))
+        gold = gold if gold is not None else gold_r
+        if original is None and has_eval(run.original):
+            original = forget_truth_ratios(records_of(run.original), gold_records)[0]
+    if not seeds or not gold:
+        return None
+    fq = _fmt(row["forget_quality"], row["forget_quality_std"], ".2g")
+    title = f"{row['label']}: FQ = {fq}\n(log FQ = {_fmt(row['log_forget_quality'], None, '.2f')})"
+    return {"title": title, "seeds": seeds, "gold": gold, "original": original}
+
+
+def _ecdf(ax: Any, values: Sequence[float], **style: Any) -> None:
+    x = np.sort(np.clip(np.asarray(values, dtype=float), *R_CLIP))
+    ax.step(np.concatenate([[x[0]], x]), np.arange(len(x) + 1) / len(x), where="post", **style)
+
+
+def _log_axis(ax: Any, low: float, high: float) -> None:
+    """Log x axis with plain tick labels (0.2, 1, 5) or powers of ten, and no overlapping minor labels."""
+    from matplotlib.ticker import FuncFormatter, LogFormatterSciNotation, LogLocator, NullFormatter
+
+    ax.set_xscale("log")
+    ax.set_xlim(low, high)
+    decades = math.log10(high / low)
+    subs = (1.0, 2.0, 5.0) if decades < 1.5 else (1.0, 3.0) if decades < 2.5 else (1.0,)
+    ax.xaxis.set_major_locator(LogLocator(subs=subs, numticks=6))
+    plain = FuncFormatter(lambda v, _: f"{v:g}")
+    ax.xaxis.set_major_formatter(plain if decades < 4 else LogFormatterSciNotation())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def truth_ratio_figure(path: Path, panels: Sequence[dict[str, Any]], title: str) -> None:
+    """Histogram (pooled seeds) over ECDFs (per seed) of forget-set raw R, model vs gold, one column per method."""
+    plt = _pyplot()
+    ncols = min(len(panels), 4)
+    nrows = math.ceil(len(panels) / ncols)
+    fig, axes = plt.subplots(2 * nrows, ncols, figsize=(3.6 * ncols, 5.4 * nrows), squeeze=False)
+    every = [
+        v
+        for p in panels
+        for vals in [p["gold"], p["original"] or [], *(s[1] for s in p["seeds"])]
+        for v in vals
+    ]
+    low, high = np.clip([min(every), max(every)], *R_CLIP)
+    bins = np.logspace(math.log10(low) - 0.1, math.log10(high) + 0.1, 25)
+    for i, panel in enumerate(panels):
+        hist, ecdf = axes[2 * (i // ncols), i % ncols], axes[2 * (i // ncols) + 1, i % ncols]
+        pooled = [v for _, vals in panel["seeds"] for v in vals]
+        for vals, style in ((pooled, dict(alpha=0.5, color="tab:red", label="model")),
+                            (panel["gold"], dict(histtype="step", lw=2, color="k", label="gold"))):  # fmt: skip
+            hist.hist(np.clip(vals, *R_CLIP), bins=bins, weights=np.full(len(vals), 1 / len(vals)), **style)
+        _ecdf(ecdf, panel["gold"], color="k", lw=2, label="gold")
+        if panel["original"]:
+            _ecdf(ecdf, panel["original"], color="0.5", ls="--", label="original")
+        for j, (seed, vals) in enumerate(panel["seeds"]):
+            _ecdf(ecdf, vals, color=SEED_COLOURS[j % len(SEED_COLOURS)], lw=1.2, label=f"model, seed {seed}")
+        hist.set_title(panel["title"], fontsize=9)
+        for ax in (hist, ecdf):
+            _log_axis(ax, bins[0], bins[-1])
+        hist.set_ylabel("fraction (seeds pooled)")
+        ecdf.set(xlabel="truth ratio R (forget sets)", ylabel="ECDF", ylim=(0, 1.02))
+        hist.legend(fontsize=7)
+        ecdf.legend(fontsize=7, loc="best")
+    for i in range(len(panels), nrows * ncols):
+        axes[2 * (i // ncols), i % ncols].set_visible(False)
+        axes[2 * (i // ncols) + 1, i % ncols].set_visible(False)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def tradeoff_figure(path: Path, tables: Sequence[Table], title: str) -> None:
+    """Forget vs Retain metric per method (mean ± std over seeds), one colour per modality, collapsed hollow."""
+    plt = _pyplot()
+    from matplotlib.lines import Line2D
+
+    fig, ax = plt.subplots(figsize=(7.5, 5.5))
+    handles, refs, thresholds = {}, {}, set()
+    for table in tables:
+        modality = table.key[2]
+        colour = MODALITY_COLOURS.get(modality, f"C{3 + len(handles)}")
+        handles.setdefault(
+            modality, Line2D([], [], color=colour, marker="o", ls="", label=f"modality: {modality}")
+        )
+        for row in table.rows:
+            if row["retain_metric"] is None or row["forget_metric"] is None:
+                continue
+            hollow = bool(row.get("collapsed"))
+            ax.errorbar(
+                row["retain_metric"], row["forget_metric"], xerr=row["retain_metric_std"],
+                yerr=row["forget_metric_std"], fmt="o", ms=8, color=colour, capsize=3,
+                mfc="white" if hollow else colour,
+            )  # fmt: skip
+            ax.annotate(row["label"], (row["retain_metric"], row["forget_metric"]), xytext=(6, 4),
+                        textcoords="offset points", fontsize=8, color=colour)  # fmt: skip
+        for ref in table.references:
+            refs.setdefault(ref["kind"], (ref["retain_metric"], ref["forget_metric"]))
+        if table.threshold is not None:
+            thresholds.add(round(table.threshold, 6))
+    styles = {
+        "gold": dict(marker="*", ms=15, color="gold", mec="k"),
+        "original": dict(marker="D", ms=9, color="0.4"),
+    }
+    for kind, (x, y) in refs.items():
+        if x is not None and y is not None:
+            ax.plot(x, y, ls="", **styles[kind])
+            ax.annotate(kind, (x, y), xytext=(7, -10), textcoords="offset points", fontsize=8)
+    for x in sorted(thresholds):
+        ax.axvline(x, color="0.6", ls=":", lw=1)
+    legend = [*handles.values()]
+    legend += [Line2D([], [], ls="", label=kind, **styles[kind]) for kind in refs]
+    legend.append(Line2D([], [], color="k", marker="o", mfc="white", ls="", label="collapsed (not ranked)"))
+    if thresholds:
+        legend.append(Line2D([], [], color="0.6", ls=":", label="collapse threshold"))
+    ax.legend(handles=legend, fontsize=8, loc="best")
+    ax.set(
+        xlabel="Retain metric (higher is better →)", ylabel="Forget metric (lower is better ↓)", title=title
+    )
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write_plots(
+    out: Path, tables: Sequence[Table], runs: Sequence[Run], warn: Callable[[str], None]
+) -> list[Path]:
+    """One truth-ratio figure per leaderboard table, one trade-off figure per model and split."""
+    by_dir = {str(r.directory): r for r in runs}
+    written, by_split, missing = [], {}, {}
+    for table in tables:
+        model, split, modality, mode = table.key
+        by_split.setdefault((model, split, mode), []).append(table)
+        panels = [p for row in table.rows if (p := _panel(row, [by_dir[d] for d in row["runs"]], missing))]
+        if not panels:
+            continue
+        path = out / f"truth_ratio_{_slug(model, split, modality, '' if mode == 'paper' else mode)}.png"
+        title = f"Forget-set truth ratio R, model vs gold (KS test = forget quality) — {model}, {split}, {modality}"
+        truth_ratio_figure(path, panels, title)
+        written.append(path)
+    for where, n in missing.items():
+        warn(f"no eval/ records at {where}: the truth-ratio panels of {n} run(s) needing it are skipped")
+    for (model, split, mode), group in by_split.items():
+        path = out / f"tradeoff_{_slug(model, split, '' if mode == 'paper' else mode)}.png"
+        tradeoff_figure(path, group, f"Forget vs retain trade-off — {model}, {split} (mean ± std over seeds)")
+        written.append(path)
+    return written
