@@ -84,7 +84,11 @@ class SnapshotSource:
                 )
             try:
                 ds = datasets.load_dataset(
-                    location, config, split="train", revision=self.revisions[collection]
+                    location,
+                    config,
+                    split="train",
+                    revision=self.revisions[collection],
+                    cache_dir=_cache_dir(location),
                 )
             except ValueError as err:
                 if "BuilderConfig" in str(err) or "not found" in str(err):
@@ -144,10 +148,19 @@ def _is_hub_id(location: str) -> bool:
     )
 
 
-def _content_hash(path: Path) -> str:
-    """Hash of file names and sizes: cheap, and changes whenever a snapshot's files change."""
+def _content_hash(path: Path, with_mtime: bool = False) -> str:
+    """Hash of file names and sizes (and mtimes): cheap, and changes whenever a snapshot's files change."""
     h = hashlib.sha256()
     for f in sorted(path.rglob("*")):
         if f.is_file() and ".git" not in f.parts:
-            h.update(f"{f.relative_to(path)}:{f.stat().st_size}".encode())
+            stat = f.stat()
+            h.update(f"{f.relative_to(path)}:{stat.st_size}:{stat.st_mtime_ns if with_mtime else ''}".encode())
     return h.hexdigest()[:12]
+
+
+def _cache_dir(location: str) -> str | None:
+    """A datasets cache per local snapshot *content*: datasets keys a local folder's cache by its name and
+    README only, so a changed parquet file in a same-named folder would otherwise be served stale."""
+    if _is_hub_id(location):
+        return None
+    return str(Path(datasets.config.HF_DATASETS_CACHE) / "clear_lightning" / _content_hash(Path(location), True))
