@@ -10,6 +10,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -115,6 +116,7 @@ def _find_gold(ctx: Context) -> Path | None:
 
 def _unlearn(ctx: Context, run_dir: Path) -> dict[str, Any]:
     cfg, build = ctx.cfg, ctx.build_missing
+    ctx.datamodule(encoder=None).forget_examples()  # an empty forget set fails now, before anything is built
     original_dir, original_key = stages.finetuned_model(ctx, "original", build)
     gold_dir, gold_key = stages.finetuned_model(ctx, "gold", build)
     gold_eval = stages.evaluation(ctx, gold_dir, gold_key, "gold", build)
@@ -123,21 +125,32 @@ def _unlearn(ctx: Context, run_dir: Path) -> dict[str, Any]:
     ctx.say(f"unlearning with {cfg.method.name} on {cfg.split.name}, modality={cfg.modality.name}")
     L.seed_everything(cfg.seed, verbose=False)
     model, processor = ctx.load(original_dir)
-    method = instantiate(
-        cfg.method,
-        model=model,
-        lora_config=_plain(cfg.model.lora),
-        lr=cfg.optim.lr,
-        weight_decay=cfg.optim.weight_decay,
-        warmup_epochs=cfg.optim.warmup_epochs,
-    )
+    try:
+        method = instantiate(
+            cfg.method,
+            model=model,
+            lora_config=_plain(cfg.model.lora),
+            lr=cfg.optim.lr,
+            weight_decay=cfg.optim.weight_decay,
+            warmup_epochs=cfg.optim.warmup_epochs,
+        )
+    except InstantiationException as err:  # surface our own config errors, not Hydra's wrapper
+        if isinstance(err.__cause__, ClearConfigError):
+            raise err.__cause__ from None
+        raise
     dm = ctx.datamodule(
         ctx.encoder(processor),
         streams=type(method).streams,
         batch_size=cfg.optim.batch_size,
         idk_answers=load_idk_answers(),
     )
-    trainer = ctx.trainer(run_dir, max_epochs=cfg.optim.epochs, accumulate_grad_batches=cfg.optim.grad_accum)
+    trainer = ctx.trainer(
+        run_dir,
+        max_epochs=cfg.optim.epochs,
+        accumulate_grad_batches=method.trainer_accumulation(
+            cfg.optim.grad_accum
+        ),  # manual-optimisation methods accumulate themselves
+    )
     start = time.perf_counter()
     trainer.fit(method, datamodule=dm)
     fit_seconds = time.perf_counter() - start
@@ -172,7 +185,9 @@ def _summarize(ctx: Context, records: dict, gold: dict | None) -> dict[str, Any]
         return {**summarize(records, gold), "metric_mode": "paper"}
     if mode == "reference_compat":
         return summarize_reference_compat(records, gold)
-    raise ClearConfigError(f"unknown metric_mode '{mode}'", "use metric_mode=paper or metric_mode=reference_compat")
+    raise ClearConfigError(
+        f"unknown metric_mode '{mode}'", "use metric_mode=paper or metric_mode=reference_compat"
+    )
 
 
 def _write_results(
@@ -208,10 +223,14 @@ def _write_results(
 
 def _log_results(logger: Any, summary: dict[str, Any], records: dict[str, list[dict[str, Any]]]) -> None:
     """The same numbers to every logger; per-item generations as a table where the logger has tables (W&B)."""
-    numbers = {f"eval/{k}": v for k, v in summary.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    numbers = {
+        f"eval/{k}": v for k, v in summary.items() if isinstance(v, int | float) and not isinstance(v, bool)
+    }
     logger.log_metrics(numbers)
     if hasattr(logger, "log_table"):
         columns = ["id", "question", "answer", "generation", "rougeL_recall", "probability", "truth_ratio"]
         for name, rows in records.items():
-            logger.log_table(key=f"generations/{name}", columns=columns, data=[[r[c] for c in columns] for r in rows])
+            logger.log_table(
+                key=f"generations/{name}", columns=columns, data=[[r[c] for c in columns] for r in rows]
+            )
     logger.save()

@@ -28,22 +28,28 @@ def test_unknown_stage(make_cfg) -> None:
 
 def test_missing_data_path(make_cfg, tmp_path: Path) -> None:
     cfg = make_cfg(
-        "data=clear", f"data.path={tmp_path}/nowhere", f"data.tofu_path={tmp_path}/tofu", "stage=eval"
+        "data=clear",
+        f"data.path={tmp_path}/nowhere",
+        f"data.tofu_path={tmp_path}/tofu",
+        "stage=eval",
+        fast=False,
     )
     with pytest.raises(ClearConfigError, match=r"(?s)does not exist.*fix: set data.path"):
         run(cfg)
     assert not (tmp_path / "nowhere").exists()
 
 
-def test_forget_set_with_no_rows(unlearn_result, make_cfg) -> None:
-    """qa_per_person=0 leaves the text modality of every forget split empty."""
-    cfg = make_cfg("modality=text", "data.qa_per_person=0")
+def test_forget_set_with_no_rows_fails_before_building_anything(make_cfg) -> None:
+    """No image task leaves the visual forget set empty: refused before any model is trained."""
+    cfg = make_cfg("modality=visual", "data.image_tasks=[]")
+    before = sorted(Path(cfg.paths.artifacts).glob("*/*/artifact.json"))
     with pytest.raises(ClearConfigError, match=r"(?s)forget set of split=forget10 .*no rows.*fix:"):
         run(cfg)
+    assert sorted(Path(cfg.paths.artifacts).glob("*/*/artifact.json")) == before
 
 
 def test_l1_without_lora_is_refused(unlearn_result, make_cfg) -> None:
-    with pytest.raises(ValueError, match="l1_lambda.*lora=true"):
+    with pytest.raises(ClearConfigError, match=r"(?s)l1_lambda.*fix: set method.lora=true"):
         run(make_cfg("method.lora=false", "method.l1_lambda=0.01"))
 
 

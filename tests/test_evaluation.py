@@ -39,9 +39,15 @@ def test_generation_receives_pixel_values_for_image_items(tiny_checkpoint) -> No
 
     model.generate = spy
     evaluator = Evaluator(model, processor.tokenizer, ["x"], max_new_tokens=2)
-    ids = torch.tensor([[2, 5, 6]])
-    evaluator.generate({"input_ids": ids, "attention_mask": torch.ones_like(ids), "pixel_values": torch.zeros(1, 3, 32, 32)})
-    evaluator.generate({"input_ids": ids, "attention_mask": torch.ones_like(ids), "pixel_values": None})
+    image = processor.tokenizer.convert_tokens_to_ids("<image>")
+    ids = torch.tensor([[2] + [image] * 16 + [5, 6]])
+    text_ids = torch.tensor([[2, 5, 6]])
+    evaluator.generate(
+        {"input_ids": ids, "attention_mask": torch.ones_like(ids), "pixel_values": torch.zeros(1, 3, 32, 32)}
+    )
+    evaluator.generate(
+        {"input_ids": text_ids, "attention_mask": torch.ones_like(text_ids), "pixel_values": None}
+    )
     assert seen[0] is not None and seen[0].shape == (1, 3, 32, 32)
     assert seen[1] is None  # text-only batches pass no image at all
 
@@ -53,7 +59,9 @@ def test_summary_recomputes_exactly_from_the_jsonl(unlearn_result) -> None:
     gold = read_records(Path(result["gold_eval"]) / "eval")
     again = summarize(read_records(run_dir / "eval"), gold)
     for key, value in again.items():
-        assert summary[key] == pytest.approx(value, nan_ok=True) if value is not None else summary[key] is None, key
+        assert (
+            summary[key] == pytest.approx(value, nan_ok=True) if value is not None else summary[key] is None
+        ), key
 
 
 def test_forget_quality_is_scipy_ks_on_stored_records(unlearn_result) -> None:

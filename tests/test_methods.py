@@ -55,37 +55,63 @@ def test_lora_l1_sums_absolute_lora_weights() -> None:
     assert losses.lora_l1(module).item() == pytest.approx(3.75)
 
 
-def test_reference_is_unchanged_and_only_lora_trains(tiny_checkpoint) -> None:
-    from clear_lightning.methods.gd import GradientDifference
-    from clear_lightning.models.load import load_model
-
-    model = load_model(str(tiny_checkpoint))
-    lora = {"r": 4, "lora_alpha": 8, "target_modules": r".*language_model.*\.(q_proj|v_proj)"}
-    module = GradientDifference(model, name="gd", lora_config=lora, lr=1e-2)
-    batch = {
-        "input_ids": torch.tensor([[2, 10, 11, 12, 3]]),
-        "attention_mask": torch.ones(1, 5, dtype=torch.long),
-        "labels": torch.tensor([[IGNORE_INDEX, IGNORE_INDEX, 11, 12, 3]]),
-        "pixel_values": None,
-    }
-    ref_before = module.reference_forward(batch).logits.clone()
-    params_before = {n: p.detach().clone() for n, p in module.model.named_parameters()}
-    opt = torch.optim.AdamW([p for p in module.model.parameters() if p.requires_grad], lr=1e-2)
-    for _ in range(3):
-        loss, _ = module.compute_loss({"forget": batch, "retain": batch})
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    assert torch.equal(module.reference_forward(batch).logits, ref_before)  # bit-identical
-    assert not torch.allclose(module(batch).logits, ref_before)  # the student did move
-    changed = {n for n, p in module.model.named_parameters() if not torch.equal(p, params_before[n])}
-    assert changed and all("lora_" in n for n in changed)
+def test_npo_loss_hand_values_and_sign() -> None:
+    theta, ref = torch.tensor([-1.0, -3.0]), torch.tensor([-2.0, -2.0])
+    # log ratios +1 and -1; (2/β)·mean log(1 + e^{β·r})
+    for beta in (1.0, 0.5):
+        expected = 2 / beta * (math.log1p(math.exp(beta)) + math.log1p(math.exp(-beta))) / 2
+        assert losses.npo_loss(theta, ref, beta).item() == pytest.approx(expected)
+        assert losses.npo_loss(ref, ref, beta).item() == pytest.approx(2 / beta * math.log(2))  # θ = θ₀
+    theta.requires_grad_(True)
+    losses.npo_loss(theta, ref, 1.0).backward()
+    assert (theta.grad > 0).all()  # descending it lowers p_θ(y|x) of the forget answers
 
 
-def test_full_parameter_student_keeps_a_frozen_copy(tiny_checkpoint) -> None:
-    from clear_lightning.methods.ga import GradientAscent
-    from clear_lightning.models.load import load_model
+def test_dpo_loss_hand_values_and_sign() -> None:
+    chosen, chosen_ref = torch.tensor([-1.0]), torch.tensor([-2.0])  # IDK gained 1 nat
+    rejected, rejected_ref = torch.tensor([-3.0]), torch.tensor([-2.0])  # forget answer lost 1 nat
+    expected = -math.log(1 / (1 + math.exp(-0.1 * 2)))  # −log σ(β·2)
+    assert losses.dpo_loss(chosen, chosen_ref, rejected, rejected_ref, 0.1).item() == pytest.approx(expected)
+    same = torch.tensor([-2.0])
+    assert losses.dpo_loss(same, same, same, same, 0.1).item() == pytest.approx(math.log(2))  # θ = θ₀
+    chosen.requires_grad_(True)
+    rejected.requires_grad_(True)
+    losses.dpo_loss(chosen, chosen_ref, rejected, rejected_ref, 0.1).backward()
+    assert chosen.grad.item() < 0 < rejected.grad.item()  # raise IDK, lower the forget answer
 
-    module = GradientAscent(load_model(str(tiny_checkpoint)), name="ga", lora=False)
-    assert module.reference_model is not None and not module.is_lora
-    assert not any(p.requires_grad for p in module.reference_model.parameters())
+
+def test_sequence_losses_ignore_prompt_pad_and_image_positions() -> None:
+    torch.manual_seed(0)
+    logits, ref = torch.randn(2, 6, 5), torch.randn(2, 6, 5)
+    # row 0: 2 image/prompt tokens, 2 answer tokens, 2 pad; row 1: 3 prompt tokens, 3 answer tokens
+    labels = torch.tensor(
+        [[IGNORE_INDEX, IGNORE_INDEX, 1, 2, IGNORE_INDEX, IGNORE_INDEX], [IGNORE_INDEX] * 3 + [4, 0, 3]]
+    )
+    mask = losses.prediction_mask(labels)
+    assert mask.tolist() == [
+        [False, True, True, False, False, False],
+        [False, False, True, True, True, False],
+    ]
+    changed = logits.clone()
+    changed[~mask] = 100 * torch.randn_like(changed[~mask])  # anything off the scored positions
+    for fn in (
+        lambda lg: losses.npo_loss(losses.sequence_log_likelihood(lg, labels), torch.zeros(2), 1.0),
+        lambda lg: losses.answer_kl(ref, lg, labels),
+        lambda lg: losses.nll(lg, labels),
+    ):
+        assert fn(changed).item() == pytest.approx(fn(logits).item())
+
+
+def test_rmu_loss_hand_value_and_mask() -> None:
+    h_forget = torch.tensor([[[1.0, 0.0], [0.0, 2.0], [9.0, 9.0]]])  # last position masked (pad)
+    forget_mask = torch.tensor([[True, True, False]])
+    control = torch.tensor([0.0, 2.0])  # c·u
+    h_retain = torch.tensor([[[1.0, 1.0], [5.0, 5.0]]])
+    h_retain_ref = torch.tensor([[[1.0, 0.0], [0.0, 0.0]]])
+    retain_mask = torch.tensor([[True, False]])
+    loss, forget, retain = losses.rmu_loss(
+        h_forget, control, forget_mask, h_retain, h_retain_ref, retain_mask, 3.0
+    )
+    assert forget.item() == pytest.approx((5.0 + 0.0) / 2)  # ‖(1,-2)‖², ‖(0,0)‖²
+    assert retain.item() == pytest.approx(1.0)  # ‖(0,1)‖² on the one unmasked position
+    assert loss.item() == pytest.approx(2.5 + 3.0 * 1.0)

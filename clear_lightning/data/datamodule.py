@@ -94,7 +94,9 @@ class CLEARDataModule(L.LightningDataModule):
 
     def retain_examples(self) -> list[Example]:
         """Retain rows: always both modalities (SPEC §1)."""
-        return training_examples(self.source, f"{self.retain_split}+tofu", self.seed, "retain", self.image_tasks)
+        return training_examples(
+            self.source, f"{self.retain_split}+tofu", self.seed, "retain", self.image_tasks
+        )
 
     def _replay_rows(self) -> list[Example]:
         prior = prior_examples(self.source)
@@ -109,7 +111,9 @@ class CLEARDataModule(L.LightningDataModule):
         rank, world = self._rank()
         if self.train_on is not None:
             examples = {
-                "full": lambda: training_examples(self.source, "full+tofu", self.seed, image_tasks=self.image_tasks),
+                "full": lambda: training_examples(
+                    self.source, "full+tofu", self.seed, image_tasks=self.image_tasks
+                ),
                 "retain": self.retain_examples,
                 "prior": lambda: prior_examples(self.source),
             }[self.train_on]()

@@ -69,18 +69,26 @@ def training_examples(
     if unknown:
         from ..errors import ClearConfigError
 
-        raise ClearConfigError(f"unknown image task(s) {sorted(unknown)}", f"use data.image_tasks from {IMAGE_TASKS}")
+        raise ClearConfigError(
+            f"unknown image task(s) {sorted(unknown)}", f"use data.image_tasks from {IMAGE_TASKS}"
+        )
     out = []
     for i, row in enumerate(source.load("clear", config)):
         eid = f"{config}/{i}"
         if row["image"] is None:
             out.append(Example(eid, set_name, "qa", row["question"], row["answer"]))
         elif "caption" in image_tasks:
-            out.append(Example(eid, set_name, "caption", caption_question(eid, seed), row["caption"], row["image"]))
+            out.append(
+                Example(eid, set_name, "caption", caption_question(eid, seed), row["caption"], row["image"])
+            )
     if "face_name" in image_tasks:
         plain = config.removesuffix("+tofu")
         for i, row in enumerate(source.load("clear", plain)):
-            out.append(Example(f"{plain}/{i}/name", set_name, "face_name", FACE_NAME_PROMPT, row["name"], row["image"]))
+            out.append(
+                Example(
+                    f"{plain}/{i}/name", set_name, "face_name", FACE_NAME_PROMPT, row["name"], row["image"]
+                )
+            )
     return out
 
 

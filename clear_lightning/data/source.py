@@ -89,8 +89,14 @@ class SnapshotSource:
                     split="train",
                     revision=self.revisions[collection],
                     cache_dir=_cache_dir(location),
+                    verification_mode="no_checks",  # row counts are recounted and validated below
                 )
             except ValueError as err:
+                if "corresponds to no data" in str(err):
+                    raise ClearConfigError(
+                        f"{collection} config '{config}' at {location} has no rows",
+                        "check the snapshot or the split choice; an empty set cannot be unlearned or scored",
+                    ) from err
                 if "BuilderConfig" in str(err) or "not found" in str(err):
                     raise ClearConfigError(
                         f"config '{config}' is missing from {location}: {err}",
@@ -154,7 +160,9 @@ def _content_hash(path: Path, with_mtime: bool = False) -> str:
     for f in sorted(path.rglob("*")):
         if f.is_file() and ".git" not in f.parts:
             stat = f.stat()
-            h.update(f"{f.relative_to(path)}:{stat.st_size}:{stat.st_mtime_ns if with_mtime else ''}".encode())
+            h.update(
+                f"{f.relative_to(path)}:{stat.st_size}:{stat.st_mtime_ns if with_mtime else ''}".encode()
+            )
     return h.hexdigest()[:12]
 
 
@@ -163,4 +171,6 @@ def _cache_dir(location: str) -> str | None:
     README only, so a changed parquet file in a same-named folder would otherwise be served stale."""
     if _is_hub_id(location):
         return None
-    return str(Path(datasets.config.HF_DATASETS_CACHE) / "clear_lightning" / _content_hash(Path(location), True))
+    return str(
+        Path(datasets.config.HF_DATASETS_CACHE) / "clear_lightning" / _content_hash(Path(location), True)
+    )

@@ -13,6 +13,7 @@ import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 from torch import Tensor
 
+from ..errors import ClearConfigError
 from . import losses
 
 
@@ -40,7 +41,10 @@ class UnlearningModule(L.LightningModule):
         super().__init__()
         self.save_hyperparameters(ignore=["model"])
         if l1_lambda and not lora:
-            raise ValueError("method.l1_lambda regularises LoRA weights; set method.lora=true to use it")
+            raise ClearConfigError(
+                "method.l1_lambda regularises LoRA weights, but method.lora=false",
+                "set method.lora=true to use the ℓ1 regulariser, or method.l1_lambda=0",
+            )
         self.model = get_peft_model(model, LoraConfig(**(lora_config or {}))) if lora else model
         self.model.train()  # from_pretrained returns eval mode; the student trains
         self.reference_model = None if lora else copy.deepcopy(model).eval().requires_grad_(False)
@@ -80,12 +84,23 @@ class UnlearningModule(L.LightningModule):
     def nll(self, batch: dict[str, Tensor | None]) -> Tensor:
         return losses.nll(self(batch).logits, batch["labels"])
 
+    def reference_kl(self, batch: dict[str, Tensor | None]) -> Tensor:
+        """KL(p_θ₀ ‖ p_θ) on answer positions (SPEC §5: the reference is the distribution expected under)."""
+        return losses.answer_kl(self.reference_forward(batch).logits, self(batch).logits, batch["labels"])
+
+    def log_likelihoods(self, batch: dict[str, Tensor | None]) -> tuple[Tensor, Tensor]:
+        """Sequence log p_θ(y|x) and log p_θ₀(y|x) over answer tokens [B] (NPO and DPO ratios)."""
+        labels = batch["labels"]
+        student = losses.sequence_log_likelihood(self(batch).logits, labels)
+        return student, losses.sequence_log_likelihood(self.reference_forward(batch).logits, labels)
+
     # --- training ---------------------------------------------------------------------------
     def compute_loss(self, batch: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
         """The method's objective on one batch of streams; returns (loss, parts to log)."""
         raise NotImplementedError
 
     def regularised(self, loss: Tensor, parts: dict[str, Tensor]) -> Tensor:
+        """loss + λ·Σ‖W_lora‖₁ (SPEC §5); manual-optimisation methods must call it themselves."""
         if self.hparams.l1_lambda:
             l1 = losses.lora_l1(self.model)
             parts["l1"] = l1.detach()
@@ -104,11 +119,20 @@ class UnlearningModule(L.LightningModule):
         """AdamW; linear warm-up over `warmup_epochs` then linear decay to 0 (SPEC §4)."""
         params = [p for p in self.model.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
-        total = max(1, int(self.trainer.estimated_stepping_batches))
+        total = max(1, int(self.total_optimizer_steps()))
         epochs = max(1, self.trainer.max_epochs or 1)
         warmup = min(total - 1, math.ceil(total * self.hparams.warmup_epochs / epochs))
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _warmup_linear(s, warmup, total))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def total_optimizer_steps(self) -> int:
+        """Length of the LR schedule; methods that step the optimiser themselves override this."""
+        return self.trainer.estimated_stepping_batches
+
+    def trainer_accumulation(self, grad_accum: int) -> int:
+        """`Trainer(accumulate_grad_batches=...)` for this method: Lightning refuses accumulation with
+        manual optimisation, so such methods (SCRUB) accumulate `grad_accum` batches themselves."""
+        return grad_accum if self.automatic_optimization else 1
 
     # --- results ----------------------------------------------------------------------------
     def unlearned_model(self) -> torch.nn.Module:

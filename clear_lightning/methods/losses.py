@@ -55,3 +55,48 @@ def lora_l1(module: torch.nn.Module) -> Tensor:
     if not terms:
         return torch.zeros(())
     return torch.stack(terms).sum()
+
+
+def prediction_mask(labels: Tensor) -> Tensor:
+    """[B, T] True at the positions that predict an answer token (the ones NLL and KL score)."""
+    mask = torch.zeros_like(labels, dtype=torch.bool)
+    mask[:, :-1] = labels[:, 1:] != IGNORE_INDEX
+    return mask
+
+
+def npo_loss(logp_theta: Tensor, logp_ref: Tensor, beta: float) -> Tensor:
+    """(2/β)·E[log(1 + (p_θ(y|x)/p_θ₀(y|x))^β)] with sequence log-likelihoods [B] (SPEC §5, NPO)."""
+    return 2.0 / beta * F.softplus(beta * (logp_theta.float() - logp_ref.float())).mean()
+
+
+def dpo_loss(
+    logp_chosen: Tensor,
+    logp_chosen_ref: Tensor,
+    logp_rejected: Tensor,
+    logp_rejected_ref: Tensor,
+    beta: float,
+) -> Tensor:
+    """−E log σ(β[log p_θ(y_w)/p_θ₀(y_w) − log p_θ(y_l)/p_θ₀(y_l)]) over sequences [B] (SPEC §5, DPO)."""
+    margin = (logp_chosen - logp_chosen_ref) - (logp_rejected - logp_rejected_ref)
+    return -F.logsigmoid(beta * margin.float()).mean()
+
+
+def masked_sq_distance(h: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+    """Mean over the masked positions of ‖h_t − target_t‖²₂ (RMU's per-token distance, SPEC §5)."""
+    sq = (h.float() - target.float()).pow(2).sum(-1)
+    return (sq * mask).sum() / mask.sum().clamp_min(1)
+
+
+def rmu_loss(
+    h_forget: Tensor,
+    control: Tensor,
+    forget_mask: Tensor,
+    h_retain: Tensor,
+    h_retain_ref: Tensor,
+    retain_mask: Tensor,
+    alpha: float,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """‖h_ℓ(forget) − c·u‖² + α‖h_ℓ(retain) − h_ℓ⁰(retain)‖² (SPEC §5, RMU); returns (loss, forget, retain)."""
+    forget = masked_sq_distance(h_forget, control.expand_as(h_forget), forget_mask)
+    retain = masked_sq_distance(h_retain, h_retain_ref, retain_mask)
+    return forget + alpha * retain, forget, retain

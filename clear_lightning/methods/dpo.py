@@ -1,0 +1,32 @@
+"""DPO unlearning: prefer an IDK answer (chosen) over the forget answer (rejected) (SPEC §5)."""
+
+from typing import Any, ClassVar
+
+from torch import Tensor
+
+from . import losses
+from .base import UnlearningModule
+
+
+class DirectPreference(UnlearningModule):
+    """λ₂·L_DPO + λ₁·NLL(idk). Both terms are kept: the authors' code let the IDK NLL overwrite the DPO
+    loss (SPEC §9), which made it plain IDK tuning."""
+
+    streams: ClassVar[tuple[str, ...]] = ("forget", "idk")
+
+    def __init__(
+        self, *args: Any, beta: float = 0.1, dpo_weight: float = 1.0, idk_weight: float = 1.0, **kwargs: Any
+    ):
+        super().__init__(*args, **kwargs)
+        self.beta, self.dpo_weight, self.idk_weight = beta, dpo_weight, idk_weight
+
+    def compute_loss(self, batch: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
+        idk, forget = batch["idk"], batch["forget"]
+        idk_logits = self(idk).logits  # one student pass serves both the DPO ratio and NLL(idk)
+        chosen = losses.sequence_log_likelihood(idk_logits, idk["labels"])
+        chosen_ref = losses.sequence_log_likelihood(self.reference_forward(idk).logits, idk["labels"])
+        rejected, rejected_ref = self.log_likelihoods(forget)
+        dpo = losses.dpo_loss(chosen, chosen_ref, rejected, rejected_ref, self.beta)
+        idk_nll = losses.nll(idk_logits, idk["labels"])
+        loss = self.dpo_weight * dpo + self.idk_weight * idk_nll  # SPEC §5: L_DPO + NLL(IDK), λ₁=λ₂=1
+        return loss, {"dpo": dpo.detach(), "idk_nll": idk_nll.detach()}
