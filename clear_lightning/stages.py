@@ -65,6 +65,11 @@ class Context:
         value = self.cfg.build_missing
         return self.builds_locally if value == "auto" else bool(value)
 
+    @property
+    def upstream_seed(self) -> int:
+        """Seed of the base/original/gold models: fixed while `seed` varies the unlearning run."""
+        return int(self.cfg.finetune.get("seed", 0))
+
     def provenance(self, **extra: Any) -> dict[str, Any]:
         return provenance(self.cfg.seed, self.source.revision, extra)
 
@@ -104,6 +109,7 @@ class Context:
             max_eval_items=cfg.eval.max_items,
             image_tasks=self.source.image_tasks,
             seed=cfg.seed,
+            prompt_seed=cfg.get("prompt_seed", 0),
         )
         return CLEARDataModule(**{**defaults, **kwargs})
 
@@ -127,7 +133,7 @@ def base_model(ctx: Context, build: bool) -> tuple[str, dict[str, Any]]:
         "build": _plain(m.build),
         "data": ctx.source.identity(),
         "pretrain": _plain(ctx.cfg.pretrain),
-        "seed": ctx.cfg.seed,
+        "seed": ctx.upstream_seed,
     }
     found = ctx.store.get("base", key)
     if found:
@@ -140,7 +146,7 @@ def base_model(ctx: Context, build: bool) -> tuple[str, dict[str, Any]]:
         from .models.tiny import create_tiny_llava
 
         spec = instantiate(m.build)
-        L.seed_everything(ctx.cfg.seed, verbose=False)
+        L.seed_everything(ctx.upstream_seed, verbose=False)
         create_tiny_llava(spec, corpus(ctx.source, extra=load_idk_answers()), out / "init")
         _fit_and_save(ctx, out / "init", out, "prior", ctx.cfg.pretrain)
 
@@ -155,7 +161,7 @@ def finetuned_model(ctx: Context, which: str, build: bool) -> tuple[Path, dict[s
         "base": base_key,
         "data": ctx.source.identity(),
         "finetune": _plain(ctx.cfg.finetune),
-        "seed": ctx.cfg.seed,
+        "seed": ctx.upstream_seed,
         "train_on": "full" if which == "original" else ctx.cfg.split.name,
     }
     found = ctx.store.get(which, key)
@@ -181,7 +187,7 @@ def finetuned_model(ctx: Context, which: str, build: bool) -> tuple[Path, dict[s
 
 
 def _fit_and_save(ctx: Context, init: str | Path, out: Path, train_on: str, recipe: DictConfig) -> None:
-    L.seed_everything(ctx.cfg.seed, verbose=False)
+    L.seed_everything(ctx.upstream_seed, verbose=False)
     model, processor = ctx.load(init)
     lora = _plain(recipe.lora) if recipe.get("lora") else None
     module = FineTuneModule(
@@ -197,6 +203,7 @@ def _fit_and_save(ctx: Context, init: str | Path, out: Path, train_on: str, reci
         train_on=train_on,
         batch_size=recipe.batch_size,
         replay_prior=int(recipe.get("replay_prior") or 0),
+        seed=ctx.upstream_seed,
     )
     trainer = ctx.trainer(out, max_epochs=recipe.epochs, accumulate_grad_batches=recipe.get("grad_accum", 1))
     start = time.perf_counter()

@@ -61,4 +61,4 @@ def test_pretrain_of_a_hub_model_is_refused(make_cfg) -> None:
 def test_missing_gold_refused_on_big_models(make_cfg, tmp_path: Path) -> None:
     """Without build_missing, nothing expensive is built implicitly."""
     with pytest.raises(ClearConfigError, match=r"(?s)not built yet.*fix: run stage="):
-        run(make_cfg("build_missing=false", "seed=123"))
+        run(make_cfg("build_missing=false", "finetune.seed=123"))

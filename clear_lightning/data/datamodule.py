@@ -61,6 +61,7 @@ class CLEARDataModule(L.LightningDataModule):
         replay_prior: int = 0,
         image_tasks: Sequence[str] = ("caption",),
         seed: int = 0,
+        prompt_seed: int = 0,
         num_workers: int = 0,
     ):
         super().__init__()
@@ -75,6 +76,7 @@ class CLEARDataModule(L.LightningDataModule):
         self.source, self.encoder, self.split = source, encoder, split
         self.modalities, self.streams, self.train_on = tuple(modalities), tuple(streams), train_on
         self.batch_size, self.eval_batch_size, self.seed = batch_size, eval_batch_size, seed
+        self.prompt_seed = prompt_seed  # fixed per dataset: the same caption question in every run and in gold
         self.eval_sets, self.max_eval_items = tuple(eval_sets), max_eval_items
         self.idk_answers, self.num_workers = tuple(idk_answers), num_workers
         self.replay_prior, self.image_tasks = replay_prior, tuple(image_tasks)
@@ -83,7 +85,7 @@ class CLEARDataModule(L.LightningDataModule):
     # --- training ---------------------------------------------------------------------------
     def forget_examples(self) -> list[Example]:
         """The forget rows of the chosen modality; refusing an empty set (nothing to unlearn)."""
-        rows = training_examples(self.source, f"{self.split}+tofu", self.seed, "forget", self.image_tasks)
+        rows = training_examples(self.source, f"{self.split}+tofu", self.prompt_seed, "forget", self.image_tasks)
         rows = [r for r in rows if r.modality in self.modalities]
         if not rows:
             raise ClearConfigError(
@@ -95,7 +97,7 @@ class CLEARDataModule(L.LightningDataModule):
     def retain_examples(self) -> list[Example]:
         """Retain rows: always both modalities (SPEC §1)."""
         return training_examples(
-            self.source, f"{self.retain_split}+tofu", self.seed, "retain", self.image_tasks
+            self.source, f"{self.retain_split}+tofu", self.prompt_seed, "retain", self.image_tasks
         )
 
     def _replay_rows(self) -> list[Example]:
@@ -112,7 +114,7 @@ class CLEARDataModule(L.LightningDataModule):
         if self.train_on is not None:
             examples = {
                 "full": lambda: training_examples(
-                    self.source, "full+tofu", self.seed, image_tasks=self.image_tasks
+                    self.source, "full+tofu", self.prompt_seed, image_tasks=self.image_tasks
                 ),
                 "retain": self.retain_examples,
                 "prior": lambda: prior_examples(self.source),
@@ -152,7 +154,7 @@ class CLEARDataModule(L.LightningDataModule):
         if self._eval is None:
             self._eval = {}
             for name in self.eval_sets:
-                items = eval_examples(self.source, name, self.split, self.seed)
+                items = eval_examples(self.source, name, self.split, self.prompt_seed)
                 if items and items[0].image is not None and not self.encoder.supports_images:
                     log.warning("skipping evaluation set %s: the model is text-only", name)
                     continue
