@@ -116,3 +116,12 @@ def test_artifact_store_publishes_atomically(tmp_path: Path) -> None:
     path = store.build("original", {"a": 1}, lambda out: (out / "w").write_text("ok"), {"seed": 0})
     assert store.get("original", {"a": 1}) == path and (path / "w").read_text() == "ok"
     assert store.get("original", {"a": 2}) is None
+
+
+def test_wandb_logger_works_offline_without_login(unlearn_result, make_cfg, monkeypatch) -> None:
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    cfg = make_cfg("logger=wandb", "method=ga")
+    run(cfg)
+    offline_runs = list((Path(cfg.run_dir) / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert offline_runs and offline_runs[0].stat().st_size > 0

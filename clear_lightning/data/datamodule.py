@@ -76,7 +76,9 @@ class CLEARDataModule(L.LightningDataModule):
         self.source, self.encoder, self.split = source, encoder, split
         self.modalities, self.streams, self.train_on = tuple(modalities), tuple(streams), train_on
         self.batch_size, self.eval_batch_size, self.seed = batch_size, eval_batch_size, seed
-        self.prompt_seed = prompt_seed  # fixed per dataset: the same caption question in every run and in gold
+        self.prompt_seed = (
+            prompt_seed  # fixed per dataset: the same caption question in every run and in gold
+        )
         self.eval_sets, self.max_eval_items = tuple(eval_sets), max_eval_items
         self.idk_answers, self.num_workers = tuple(idk_answers), num_workers
         self.replay_prior, self.image_tasks = replay_prior, tuple(image_tasks)
@@ -85,7 +87,9 @@ class CLEARDataModule(L.LightningDataModule):
     # --- training ---------------------------------------------------------------------------
     def forget_examples(self) -> list[Example]:
         """The forget rows of the chosen modality; refusing an empty set (nothing to unlearn)."""
-        rows = training_examples(self.source, f"{self.split}+tofu", self.prompt_seed, "forget", self.image_tasks)
+        rows = training_examples(
+            self.source, f"{self.split}+tofu", self.prompt_seed, "forget", self.image_tasks
+        )
         rows = [r for r in rows if r.modality in self.modalities]
         if not rows:
             raise ClearConfigError(
