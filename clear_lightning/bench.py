@@ -38,7 +38,25 @@ def _json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def bench(out: Path, overrides: list[str]) -> dict[str, Any]:
+def _methods(root: Path, overrides: list[str]) -> dict[str, dict[str, float]]:
+    """Each method once on the cached upstream models: training samples/s and wall time of unlearn + eval."""
+    from .config import CONFIG_DIR
+    from .run import run
+
+    out = {}
+    for yaml in sorted((CONFIG_DIR / "method").glob("*.yaml")):
+        cfg = _compose(root, root / "runs" / f"method_{yaml.stem}", [f"method={yaml.stem}", *overrides])
+        t0 = time.perf_counter()
+        cost = run(cfg)["summary"]["cost"]
+        out[yaml.stem] = {
+            "train_samples_per_second": cost["train_samples_per_second"],
+            "fit_seconds": cost["fit_seconds"],
+            "unlearn_and_eval_seconds": time.perf_counter() - t0,
+        }
+    return out
+
+
+def bench(out: Path, overrides: list[str], methods: bool = True) -> dict[str, Any]:
     from .logging_setup import quiet_libraries
 
     quiet_libraries()
@@ -87,6 +105,7 @@ def bench(out: Path, overrides: list[str]) -> dict[str, Any]:
         }
         for label, s in (("gd", cached["summary"]),)
     }
+    results["methods"] = _methods(root, overrides) if methods else {}
     results["peak_rss_mb"] = _peak_rss_mb()
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=2, default=str))
@@ -127,6 +146,13 @@ def _markdown(r: dict[str, Any]) -> str:
                 f"{100 * share:.0f}% of the time in generation"
             )
     lines.append(f"- peak RSS: {r['peak_rss_mb']:.0f} MB")
+    if r.get("methods"):
+        lines += ["", "| method | training samples/s | fit s | unlearn + eval s |", "|---|---|---|---|"]
+        for name, m in r["methods"].items():
+            lines.append(
+                f"| {name} | {m['train_samples_per_second']:.1f} | {m['fit_seconds']:.1f} | "
+                f"{m['unlearn_and_eval_seconds']:.1f} |"
+            )
     lines += ["", "Science check (gd run): " + json.dumps(r["science"])]
     return "\n".join(lines) + "\n"
 
@@ -134,9 +160,10 @@ def _markdown(r: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("bench"))
+    parser.add_argument("--no-methods", action="store_true", help="skip the per-method training throughput")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. data.num_persons=200")
     args = parser.parse_args()
-    bench(args.out, args.overrides)
+    bench(args.out, args.overrides, methods=not args.no_methods)
 
 
 if __name__ == "__main__":

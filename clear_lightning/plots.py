@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -119,7 +120,7 @@ def truth_ratio_figure(path: Path, panels: Sequence[dict[str, Any]], title: str)
     for i in range(len(panels), nrows * ncols):
         axes[2 * (i // ncols), i % ncols].set_visible(False)
         axes[2 * (i // ncols) + 1, i % ncols].set_visible(False)
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(textwrap.fill(title, width=max(40, 55 * ncols)), fontsize=10)  # one narrow panel: wrap
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
