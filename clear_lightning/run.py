@@ -78,7 +78,8 @@ def _eval(ctx: Context, run_dir: Path) -> dict[str, Any]:
     checkpoint = ctx.cfg.eval.get("checkpoint") or ctx.model_cfg.get("path")
     if checkpoint is None:
         checkpoint, _ = stages.finetuned_model(ctx, "original", build=ctx.build_missing)
-    if not Path(str(checkpoint)).exists() and "/" not in str(checkpoint):
+    looks_local = str(checkpoint).startswith(("/", ".", "~")) or str(checkpoint).count("/") != 1
+    if looks_local and not Path(str(checkpoint)).exists():
         raise ClearConfigError(
             f"checkpoint {checkpoint} does not exist", "pass eval.checkpoint=<model or adapter dir>"
         )

@@ -62,3 +62,8 @@ def test_missing_gold_refused_on_big_models(make_cfg, tmp_path: Path) -> None:
     """Without build_missing, nothing expensive is built implicitly."""
     with pytest.raises(ClearConfigError, match=r"(?s)not built yet.*fix: run stage="):
         run(make_cfg("build_missing=false", "finetune.seed=123"))
+
+
+def test_missing_checkpoint_is_named(unlearn_result, make_cfg, tmp_path: Path) -> None:
+    with pytest.raises(ClearConfigError, match=r"(?s)checkpoint .*absent does not exist.*fix: pass eval.checkpoint"):
+        run(make_cfg("stage=eval", f"eval.checkpoint={tmp_path}/absent"))
