@@ -145,13 +145,9 @@ def _unlearn(ctx: Context, run_dir: Path) -> dict[str, Any]:
         batch_size=cfg.optim.batch_size,
         idk_answers=load_idk_answers(),
     )
-    trainer = ctx.trainer(
-        run_dir,
-        max_epochs=cfg.optim.epochs,
-        accumulate_grad_batches=method.trainer_accumulation(
-            cfg.optim.grad_accum
-        ),  # manual-optimisation methods accumulate themselves
-    )
+    # manual-optimisation methods (SCRUB) accumulate gradients themselves; Lightning must not
+    accumulate = method.trainer_accumulation(cfg.optim.grad_accum)
+    trainer = ctx.trainer(run_dir, max_epochs=cfg.optim.epochs, accumulate_grad_batches=accumulate)
     start = time.perf_counter()
     trainer.fit(method, datamodule=dm)
     fit_seconds = time.perf_counter() - start
@@ -159,7 +155,9 @@ def _unlearn(ctx: Context, run_dir: Path) -> dict[str, Any]:
     records, eval_seconds = stages.evaluate(ctx, method.unlearned_model(), processor)
     cost = {
         "fit_seconds": fit_seconds,
-        "train_samples_per_second": len(dm.forget_examples()) * cfg.optim.epochs / max(fit_seconds, 1e-9),
+        "train_samples_per_second": len(trainer.train_dataloader.dataset)
+        * cfg.optim.epochs
+        / max(fit_seconds, 1e-9),
         "eval_seconds": eval_seconds,
     }
     summary = _write_results(

@@ -80,18 +80,13 @@ class Context:
     # --- building blocks --------------------------------------------------------------------
     def load(self, path: str | Path) -> tuple[Any, Any]:
         m = self.model_cfg
+        revision = (
+            m.get("revision") if path == m.get("path") else None
+        )  # pinned only for the configured checkpoint
         model = load_model(
-            str(path),
-            m.model_class,
-            m.dtype,
-            m.get("quantization"),
-            m.get("attn_implementation"),
-            m.get("revision") if path == m.get("path") else None,
+            str(path), m.model_class, m.dtype, m.get("quantization"), m.get("attn_implementation"), revision
         )
-        processor = load_processor(
-            str(path), m.model_class, m.get("revision") if path == m.get("path") else None
-        )
-        return model, processor
+        return model, load_processor(str(path), m.model_class, revision)
 
     def encoder(self, processor: Any, cache: bool | None = None) -> ExampleEncoder:
         template = PromptTemplate(**_plain(self.model_cfg.prompt))
@@ -209,7 +204,7 @@ def _fit_and_save(ctx: Context, init: str | Path, out: Path, train_on: str, reci
     start = time.perf_counter()
     trainer.fit(module, datamodule=dm)
     seconds = time.perf_counter() - start
-    samples = len(dm.train_dataloader().dataset) * recipe.epochs
+    samples = len(trainer.train_dataloader.dataset) * recipe.epochs  # the loader fit used, not a rebuilt one
     module.trained_model().save_pretrained(out / "model")
     processor.save_pretrained(out / "model")
     cost = {

@@ -65,5 +65,7 @@ def test_missing_gold_refused_on_big_models(make_cfg, tmp_path: Path) -> None:
 
 
 def test_missing_checkpoint_is_named(unlearn_result, make_cfg, tmp_path: Path) -> None:
-    with pytest.raises(ClearConfigError, match=r"(?s)checkpoint .*absent does not exist.*fix: pass eval.checkpoint"):
+    with pytest.raises(
+        ClearConfigError, match=r"(?s)checkpoint .*absent does not exist.*fix: pass eval.checkpoint"
+    ):
         run(make_cfg("stage=eval", f"eval.checkpoint={tmp_path}/absent"))
