@@ -7,7 +7,7 @@ export HF_DATASETS_OFFLINE=1
 export TRANSFORMERS_OFFLINE=1
 export WANDB_MODE=offline
 
-.PHONY: help setup demo test test-all bench lint format clean
+.PHONY: help setup demo test test-all test-gpu bench bench-gpu gpu-smoke lint format clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -33,6 +33,22 @@ test-all: setup  ## every CPU test, including slow ones
 
 bench: setup  ## stage timings, throughput and peak memory → bench/results.{json,md}
 	$(PY) -m clear_lightning.bench --out bench
+
+SMOKE := $(PY) -m clear_lightning experiment=gpu_smoke paths.root=$(CURDIR)/runs/gpu_smoke
+
+gpu-smoke: setup  ## GPU: pretrain → finetune → gold → unlearn → eval on the tiny LLaVA, bf16, then QLoRA 4-bit
+	$(SMOKE) stage=finetune
+	$(SMOKE) stage=gold
+	$(SMOKE) method=npo
+	$(SMOKE) stage=eval
+	$(SMOKE) method=npo model.quantization=4bit
+	$(SMOKE) stage=eval model.quantization=4bit
+
+bench-gpu: setup  ## GPU: random-init LLaVA-7B, KL unlearning: peak memory, tokens/s (LoRA bf16, QLoRA, 2nd copy) → bench/gpu.{json,md}
+	$(PY) -m clear_lightning.bench_gpu --out bench
+
+test-gpu: setup  ## the tests marked gpu (need CUDA)
+	$(PY) -m pytest -q -m gpu
 
 lint: setup  ## ruff check + format check
 	$(PY) -m ruff check . && $(PY) -m ruff format --check .

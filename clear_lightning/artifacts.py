@@ -51,6 +51,8 @@ class ArtifactStore:
                 "provenance": provenance,
             }
             (tmp / MARKER).write_text(json.dumps(meta, indent=2, default=str))
+            if (final / MARKER).exists():  # another process (a DDP rank) published it meanwhile: keep theirs
+                return final
             if final.exists():  # a stale, unfinished directory; a finished one would have been reused
                 shutil.rmtree(final)
             tmp.rename(final)

@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from . import stages
 from .comparison import comparison_table
 from .data.clear_mini import load_idk_answers
+from .data.examples import is_visual_set
 from .errors import ClearConfigError
 from .evaluation.records import read_records, write_records
 from .metrics.reference_compat import summarize_reference_compat
@@ -201,7 +202,11 @@ def _write_results(
     """`eval/<set>.jsonl` + `summary.json` (every aggregate, scored against gold, with provenance)."""
     gold_records = stages.load_gold(ctx, gold_dir) if gold_dir is not None else None
     summary = _summarize(ctx, records, gold_records)
+    skipped = {name: _skip_reason(ctx, name) for name in ctx.cfg.eval.sets if name not in records}
+    if skipped:
+        ctx.say(f"not evaluated: {', '.join(f'{n} ({why})' for n, why in skipped.items())}")
     summary.update(
+        skipped_sets=skipped,
         label=label,
         truth_ratio_mean=ctx.cfg.eval.truth_ratio_mean,
         gold=str(gold_dir) if gold_dir is not None else None,
@@ -218,6 +223,12 @@ def _write_results(
     if logger:
         _log_results(logger, summary, records)
     return summary
+
+
+def _skip_reason(ctx: Context, name: str) -> str:
+    if ctx.text_only and is_visual_set(name):
+        return "visual set: the model is text-only"
+    return "no items"
 
 
 def _log_results(logger: Any, summary: dict[str, Any], records: dict[str, list[dict[str, Any]]]) -> None:

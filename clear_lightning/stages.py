@@ -50,11 +50,18 @@ class Context:
 
     @cached_property
     def source(self) -> SnapshotSource:
-        return instantiate(self.cfg.data)
+        source = instantiate(self.cfg.data)
+        self.data_rows = source.validate()  # every config and column of SPEC §2, rows recounted
+        return source
 
     @property
     def model_cfg(self) -> DictConfig:
         return self.cfg.model
+
+    @property
+    def text_only(self) -> bool:
+        """Text-track models (Llama-2, Mistral): image rows are dropped and visual sets skipped, said so."""
+        return self.cfg.model.model_class == "causal_lm"
 
     @property
     def builds_locally(self) -> bool:
@@ -66,25 +73,40 @@ class Context:
         return self.builds_locally if value == "auto" else bool(value)
 
     @property
+    def precision(self) -> str:
+        """Weights dtype and trainer precision: a bf16 GPU build is not the fp32 CPU build of the same recipe."""
+        return f"{self.model_cfg.dtype}/{self.cfg.trainer.precision}"
+
+    @property
     def upstream_seed(self) -> int:
         """Seed of the base/original/gold models: fixed while `seed` varies the unlearning run."""
         return int(self.cfg.finetune.get("seed", 0))
 
     def provenance(self, **extra: Any) -> dict[str, Any]:
-        return provenance(self.cfg.seed, self.source.revision, extra)
+        source = self.source  # validates the data first, which recounts its rows
+        return provenance(self.cfg.seed, source.revision, {"data_rows": self.data_rows, **extra})
 
     def say(self, message: str) -> None:
         """Stage decisions are printed, not just logged: the user should see what is built and why."""
         print(f"[clear_lightning] {message}", flush=True)
 
     # --- building blocks --------------------------------------------------------------------
-    def load(self, path: str | Path) -> tuple[Any, Any]:
+    def load(self, path: str | Path, quantized: bool = True) -> tuple[Any, Any]:
+        """Model + processor from a checkpoint dir or hub id. `model.quantization` (QLoRA) applies to
+        unlearning and evaluation; the upstream fine-tunes pass `quantized=False` and train in model.dtype
+        with LoRA, as in the paper."""
         m = self.model_cfg
         revision = (
             m.get("revision") if path == m.get("path") else None
         )  # pinned only for the configured checkpoint
         model = load_model(
-            str(path), m.model_class, m.dtype, m.get("quantization"), m.get("attn_implementation"), revision
+            str(path),
+            m.model_class,
+            m.dtype,
+            m.get("quantization") if quantized else None,
+            m.get("attn_implementation"),
+            revision,
+            gradient_checkpointing=bool(m.get("gradient_checkpointing")),
         )
         return model, load_processor(str(path), m.model_class, revision)
 
@@ -105,6 +127,7 @@ class Context:
             image_tasks=self.source.image_tasks,
             seed=cfg.seed,
             prompt_seed=cfg.get("prompt_seed", 0),
+            text_only=self.text_only,
         )
         return CLEARDataModule(**{**defaults, **kwargs})
 
@@ -129,21 +152,30 @@ def base_model(ctx: Context, build: bool) -> tuple[str, dict[str, Any]]:
         "data": ctx.source.identity(),
         "pretrain": _plain(ctx.cfg.pretrain),
         "seed": ctx.upstream_seed,
+        "precision": ctx.precision,
     }
     found = ctx.store.get("base", key)
     if found:
         return str(found / "model"), {"artifact": digest(key)}
     if not build:
         raise ClearConfigError(f"the base model of {m.name} is not built yet", "run stage=pretrain first")
-    ctx.say(f"building the {m.name} base model (random init + pre-training on prior knowledge)")
+    prior = ctx.source.has_prior
+    ctx.say(
+        f"building the {m.name} base model (random init + pre-training on prior knowledge)"
+        if prior
+        else f"building the {m.name} base model: random init only, since data={ctx.source.name} has no prior "
+        "knowledge to pre-train on (Real metrics will sit at chance)"
+    )
 
     def builder(out: Path) -> None:
-        from .models.tiny import create_tiny_llava
-
         spec = instantiate(m.build)
         L.seed_everything(ctx.upstream_seed, verbose=False)
-        create_tiny_llava(spec, corpus(ctx.source, extra=load_idk_answers()), out / "init")
-        _fit_and_save(ctx, out / "init", out, "prior", ctx.cfg.pretrain)
+        texts = corpus(ctx.source, extra=load_idk_answers())
+        if prior:
+            spec.create(texts, out / "init")
+            _fit_and_save(ctx, out / "init", out, "prior", ctx.cfg.pretrain)
+        else:
+            spec.create(texts, out / "model")
 
     path = ctx.store.build("base", key, builder, ctx.provenance(stage="pretrain"))
     return str(path / "model"), {"artifact": digest(key)}
@@ -157,6 +189,7 @@ def finetuned_model(ctx: Context, which: str, build: bool) -> tuple[Path, dict[s
         "data": ctx.source.identity(),
         "finetune": _plain(ctx.cfg.finetune),
         "seed": ctx.upstream_seed,
+        "precision": ctx.precision,
         "train_on": "full" if which == "original" else ctx.cfg.split.name,
     }
     found = ctx.store.get(which, key)
@@ -183,7 +216,7 @@ def finetuned_model(ctx: Context, which: str, build: bool) -> tuple[Path, dict[s
 
 def _fit_and_save(ctx: Context, init: str | Path, out: Path, train_on: str, recipe: DictConfig) -> None:
     L.seed_everything(ctx.upstream_seed, verbose=False)
-    model, processor = ctx.load(init)
+    model, processor = ctx.load(init, quantized=False)
     lora = _plain(recipe.lora) if recipe.get("lora") else None
     module = FineTuneModule(
         model,
@@ -221,7 +254,13 @@ def evaluation(
 ) -> Path:
     """Per-item records of a stored model on this split's evaluation sets, cached as an artifact."""
     recipe = {k: v for k, v in _plain(ctx.cfg.eval).items() if k not in ("checkpoint", "gold")}
-    key = {"model": digest(model_key), "split": ctx.cfg.split.name, "eval": recipe, "label": label}
+    key = {
+        "model": digest(model_key),
+        "split": ctx.cfg.split.name,
+        "eval": recipe,
+        "label": label,
+        "quantization": ctx.model_cfg.get("quantization"),
+    }
     found = ctx.store.get("eval", key)
     if found:
         return found

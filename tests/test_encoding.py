@@ -54,7 +54,7 @@ def test_image_row_masks_every_expanded_image_token(encoder: ExampleEncoder) -> 
     ]
     first_answer = int((labels != IGNORE_INDEX).nonzero()[0])
     assert first_answer == len(encoder.prompt(ex)["input_ids"])  # everything before it is prompt + image
-    assert row["pixel_values"].shape == (3, 32, 32)
+    assert row["pixel_values"].shape == (1, 3, 32, 32)
 
 
 def test_pad_batch_right_and_left(encoder: ExampleEncoder) -> None:

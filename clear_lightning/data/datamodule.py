@@ -20,7 +20,7 @@ from .batching import (
     StreamCollator,
 )
 from .encoding import ExampleEncoder
-from .examples import Example, eval_examples, prior_examples, training_examples
+from .examples import Example, eval_examples, is_visual_set, prior_examples, training_examples
 from .source import SnapshotSource
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,8 @@ class CLEARDataModule(L.LightningDataModule):
     `train_on=None` gives forget-anchored pairs of the method's `streams` (unlearning).
     `replay_prior=n` mixes a seeded subset of n prior-knowledge rows into plain training: a 7B model keeps
     what it knew through a LoRA fine-tune at lr 1e-5, a 1 M-parameter model fully fine-tuned at 3e-3 does not.
+    `text_only=True` (Llama-2 / Mistral, the text track) keeps the text rows of every set; visual evaluation
+    sets are skipped and listed in `skipped`, so the summary can say so.
     """
 
     def __init__(
@@ -63,6 +65,7 @@ class CLEARDataModule(L.LightningDataModule):
         seed: int = 0,
         prompt_seed: int = 0,
         num_workers: int = 0,
+        text_only: bool = False,
     ):
         super().__init__()
         if train_on is not None and train_on not in TRAIN_SETS:
@@ -82,11 +85,18 @@ class CLEARDataModule(L.LightningDataModule):
         self.eval_sets, self.max_eval_items = tuple(eval_sets), max_eval_items
         self.idk_answers, self.num_workers = tuple(idk_answers), num_workers
         self.replay_prior, self.image_tasks = replay_prior, tuple(image_tasks)
+        self.text_only = text_only
+        self.skipped: dict[str, str] = {}
         self._eval: dict[str, list[Example]] | None = None
 
     # --- training ---------------------------------------------------------------------------
     def forget_examples(self) -> list[Example]:
         """The forget rows of the chosen modality; refusing an empty set (nothing to unlearn)."""
+        if self.text_only and "visual" in self.modalities:
+            raise ClearConfigError(
+                f"the model is text-only but the forget modalities are {list(self.modalities)}",
+                "use modality=text for text-only models (the text track), or a vision-language model",
+            )
         rows = training_examples(
             self.source, f"{self.split}+tofu", self.prompt_seed, "forget", self.image_tasks
         )
@@ -99,13 +109,18 @@ class CLEARDataModule(L.LightningDataModule):
         return rows
 
     def retain_examples(self) -> list[Example]:
-        """Retain rows: always both modalities (SPEC §1)."""
-        return training_examples(
-            self.source, f"{self.retain_split}+tofu", self.prompt_seed, "retain", self.image_tasks
+        """Retain rows: always both modalities (SPEC §1), text only for a text-only model."""
+        return self._usable(
+            training_examples(
+                self.source, f"{self.retain_split}+tofu", self.prompt_seed, "retain", self.image_tasks
+            )
         )
 
+    def _usable(self, rows: list[Example]) -> list[Example]:
+        return [r for r in rows if r.modality == "text"] if self.text_only else rows
+
     def _replay_rows(self) -> list[Example]:
-        prior = prior_examples(self.source)
+        prior = self._usable(prior_examples(self.source))
         order = torch.randperm(len(prior), generator=_seeded(self.seed)).tolist()
         return [prior[i] for i in sorted(order[: self.replay_prior])]
 
@@ -116,13 +131,15 @@ class CLEARDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         rank, world = self._rank()
         if self.train_on is not None:
-            examples = {
-                "full": lambda: training_examples(
-                    self.source, "full+tofu", self.prompt_seed, image_tasks=self.image_tasks
-                ),
-                "retain": self.retain_examples,
-                "prior": lambda: prior_examples(self.source),
-            }[self.train_on]()
+            examples = self._usable(
+                {
+                    "full": lambda: training_examples(
+                        self.source, "full+tofu", self.prompt_seed, image_tasks=self.image_tasks
+                    ),
+                    "retain": self.retain_examples,
+                    "prior": lambda: prior_examples(self.source),
+                }[self.train_on]()
+            )
             if self.replay_prior and self.train_on != "prior":
                 examples += self._replay_rows()
             sampler = GroupedBatchSampler(
@@ -158,10 +175,11 @@ class CLEARDataModule(L.LightningDataModule):
         if self._eval is None:
             self._eval = {}
             for name in self.eval_sets:
-                items = eval_examples(self.source, name, self.split, self.prompt_seed)
-                if items and items[0].image is not None and not self.encoder.supports_images:
+                if self.text_only and is_visual_set(name):
+                    self.skipped[name] = "visual set: the model is text-only"
                     log.warning("skipping evaluation set %s: the model is text-only", name)
                     continue
+                items = eval_examples(self.source, name, self.split, self.prompt_seed)
                 if self.max_eval_items:
                     items = items[: self.max_eval_items]
                 self._eval[name] = items

@@ -10,6 +10,14 @@ import torch
 from .examples import Example
 
 IGNORE_INDEX = -100
+# The processor outputs that describe images: LLaVA gives pixel_values [n_images, 3, H, W]; Qwen2-VL gives
+# flattened patches [n_patches, d] plus image_grid_thw [n_images, 3]. Both concatenate along dim 0.
+IMAGE_INPUTS = ("pixel_values", "image_grid_thw", "image_sizes")
+
+
+def image_inputs(batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The image tensors of a batch, to pass to the model as keyword arguments (none for text rows)."""
+    return {k: batch[k] for k in IMAGE_INPUTS if batch.get(k) is not None}
 
 
 @dataclass(frozen=True)
@@ -48,7 +56,8 @@ class ExampleEncoder:
         return hasattr(self.processor, "image_processor")
 
     def prompt(self, example: Example) -> dict[str, Any]:
-        """`input_ids` (list, image-expanded) and `pixel_values` ([3,H,W] or None) of the prompt."""
+        """`input_ids` (list, image-expanded) and the processor's image tensors (`pixel_values` is None for
+        text rows)."""
         if self._cache is not None and example.id in self._cache:
             return self._cache[example.id]
         text = self.template.prompt(example.question, example.image is not None)
@@ -56,7 +65,7 @@ class ExampleEncoder:
             if not self.supports_images:
                 raise ValueError(f"{example.id} has an image but the model's processor is text-only")
             enc = self.processor(text=[text], images=[example.image.convert("RGB")], return_tensors="pt")
-            out = {"input_ids": enc["input_ids"][0].tolist(), "pixel_values": enc["pixel_values"][0]}
+            out = {"input_ids": enc["input_ids"][0].tolist(), **{k: enc[k] for k in IMAGE_INPUTS if k in enc}}
         else:
             enc = self.processor(text=[text]) if self.supports_images else self.tokenizer([text])
             out = {"input_ids": list(enc["input_ids"][0]), "pixel_values": None}
@@ -73,16 +82,16 @@ class ExampleEncoder:
         prompt = self.prompt(example)
         target = self.answer_ids(example.answer if answer is None else answer)
         return {
+            **prompt,
             "input_ids": prompt["input_ids"] + target,
             "labels": [IGNORE_INDEX] * len(prompt["input_ids"]) + target,
-            "pixel_values": prompt["pixel_values"],
         }
 
 
 def pad_batch(rows: list[dict[str, Any]], pad_id: int, side: str = "right") -> dict[str, torch.Tensor | None]:
-    """Pad a list of encoded rows; `pixel_values` stacks only the rows that carry an image.
+    """Pad a list of encoded rows; image tensors concatenate over the rows that carry an image.
 
-    LLaVA scatters image features by image-token count, so text rows need no dummy image.
+    LLaVA (and Qwen2-VL) scatter image features by image-token count, so text rows need no dummy image.
     """
     longest = max(len(r["input_ids"]) for r in rows)
     ids, mask, labels = [], [], []
@@ -97,12 +106,14 @@ def pad_batch(rows: list[dict[str, Any]], pad_id: int, side: str = "right") -> d
             ids.append(pad + r["input_ids"])
             mask.append([0] * n + ones)
             labels.append([IGNORE_INDEX] * n + r.get("labels", r["input_ids"]))
-    images = [r["pixel_values"] for r in rows if r["pixel_values"] is not None]
     batch: dict[str, torch.Tensor | None] = {
         "input_ids": torch.tensor(ids, dtype=torch.long),
         "attention_mask": torch.tensor(mask, dtype=torch.long),
-        "pixel_values": torch.stack(images) if images else None,
     }
+    for key in IMAGE_INPUTS:
+        parts = [r[key] for r in rows if r.get(key) is not None]
+        if parts or key == "pixel_values":
+            batch[key] = torch.cat(parts) if parts else None
     if any("labels" in r for r in rows):
         batch["labels"] = torch.tensor(labels, dtype=torch.long)
     return batch

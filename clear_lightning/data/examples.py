@@ -213,6 +213,11 @@ def eval_examples(source: SnapshotSource, set_name: str, split: str, seed: int) 
     )
 
 
+def is_visual_set(set_name: str) -> bool:
+    """Whether an evaluation set's items carry images (known from its name, before loading any data)."""
+    return set_name in ("real_faces", "real_world") or set_name.partition("_")[2] in IMAGE_TASKS
+
+
 def with_answer(example: Example, answer: str, set_name: str) -> Example:
     """The same prompt with another target, e.g. an IDK answer for a forget question."""
     return replace(example, answer=answer, set=set_name, paraphrased=None, perturbed=())

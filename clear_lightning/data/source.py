@@ -17,7 +17,7 @@ from typing import Any
 import datasets
 
 from ..errors import ClearConfigError
-from .schema import check_columns, missing_columns
+from .schema import SCHEMAS, check_columns, missing_columns
 
 log = logging.getLogger(__name__)
 
@@ -70,47 +70,128 @@ class SnapshotSource:
         """One config's `train` split, validated against SPEC §2, cached per process."""
         key = (collection, config)
         if key not in self._cache:
-            missing_columns(collection, config, ())  # an unknown config name fails here, before any I/O
-            location = self.locations.get(collection)
-            if location is None:
-                raise ClearConfigError(
-                    f"data source '{self.name}' has no '{collection}' collection",
-                    "the pretrain stage needs a source with prior knowledge (data=clear_mini)",
-                )
-            if not _is_hub_id(location) and not Path(location).exists():
-                raise ClearConfigError(
-                    f"dataset path {location} does not exist",
-                    "set data.path / data.tofu_path to a local snapshot (a clone of the dataset repo) or a hub id",
-                )
-            try:
-                ds = datasets.load_dataset(
-                    location,
-                    config,
-                    split="train",
-                    revision=self.revisions[collection],
-                    cache_dir=_cache_dir(location),
-                    verification_mode="no_checks",  # row counts are recounted and validated below
-                )
-            except ValueError as err:
-                if "corresponds to no data" in str(err):
-                    raise ClearConfigError(
-                        f"{collection} config '{config}' at {location} has no rows",
-                        "check the snapshot or the split choice; an empty set cannot be unlearned or scored",
-                    ) from err
-                if "BuilderConfig" in str(err) or "not found" in str(err):
-                    raise ClearConfigError(
-                        f"config '{config}' is missing from {location}: {err}",
-                        "use a complete snapshot of the dataset (SPEC §2 lists every config)",
-                    ) from err
-                raise
+            ds = self._load_unchecked(collection, config)
+            location = self.locations[collection]
             check_columns(collection, config, ds.column_names, location)
             if len(ds) == 0:
-                raise ClearConfigError(
+                raise EmptyConfigError(
                     f"{collection} config '{config}' at {location} has no rows",
                     "check the snapshot or the split choice; an empty set cannot be unlearned or scored",
                 )
             self._cache[key] = ds
         return self._cache[key]
+
+    def _load_unchecked(self, collection: str, config: str) -> datasets.Dataset:
+        missing_columns(collection, config, ())  # an unknown config name fails here, before any I/O
+        location = self.locations.get(collection)
+        if location is None:
+            raise ClearConfigError(
+                f"data source '{self.name}' has no '{collection}' collection",
+                "the pretrain stage needs a source with prior knowledge (data=clear_mini)",
+            )
+        if not _is_hub_id(location) and not Path(location).exists():
+            raise ClearConfigError(
+                f"dataset path {location} does not exist",
+                "set data.path / data.tofu_path to a local snapshot (a clone of the dataset repo) or a hub id",
+            )
+        try:
+            return datasets.load_dataset(
+                location,
+                config,
+                split="train",
+                revision=self.revisions[collection],
+                cache_dir=_cache_dir(location),
+                verification_mode="no_checks",  # row counts are recounted and validated by `validate`
+            )
+        except ValueError as err:
+            if "corresponds to no data" in str(err):
+                raise EmptyConfigError(
+                    f"{collection} config '{config}' at {location} has no rows",
+                    "check the snapshot or the split choice; an empty set cannot be unlearned or scored",
+                ) from err
+            if any(m in str(err) for m in ("BuilderConfig", "not found", "data_files are invalid")):
+                raise MissingConfigError(
+                    f"config '{config}' is missing from {location}: {err}",
+                    "use a complete snapshot of the dataset (SPEC §2 lists every config)",
+                ) from err
+            raise
+        except (ConnectionError, FileNotFoundError, datasets.exceptions.DatasetNotFoundError) as err:
+            if _is_hub_id(location) and datasets.config.HF_HUB_OFFLINE:
+                raise ClearConfigError(
+                    f"{location} (config '{config}') is not in the local datasets cache and offline mode is on",
+                    f"clone the dataset repository where there is internet (git clone "
+                    f"https://huggingface.co/datasets/{location}) and pass its directory as data.path / "
+                    "data.tofu_path, or unset HF_DATASETS_OFFLINE",
+                ) from err
+            raise
+
+    def validate(self) -> dict[str, dict[str, int]]:
+        """Check every config and column of SPEC §2 at once and recount the rows.
+
+        One error lists everything that is missing, instead of failing on the first config a stage
+        happens to read. The result is stamped next to the datasets cache of this exact snapshot content
+        (or pinned revision), so a snapshot is validated once, not in every run.
+        """
+        stamp = self._validation_stamp()
+        if stamp is not None and stamp.exists():
+            return json.loads(stamp.read_text())
+        problems: list[str] = []
+        counts: dict[str, dict[str, int]] = {}
+        for collection, schema in SCHEMAS.items():
+            if self.locations[collection] is None:
+                continue
+            counts[collection] = {}
+            for config in schema:
+                try:
+                    ds = self._load_unchecked(collection, config)
+                except MissingConfigError:
+                    problems.append(f"{collection}: config '{config}' is missing")
+                    continue
+                except EmptyConfigError:
+                    problems.append(f"{collection}: config '{config}' has no rows")
+                    continue
+                missing = missing_columns(collection, config, ds.column_names)
+                if missing:
+                    problems.append(f"{collection}: config '{config}' lacks column(s) {missing}")
+                elif len(ds) == 0:
+                    problems.append(f"{collection}: config '{config}' has no rows")
+                counts[collection][config] = len(ds)
+        if problems:
+            where = ", ".join(f"{c}={loc}" for c, loc in self.locations.items() if loc)
+            raise ClearConfigError(
+                f"the data ({where}) does not match SPEC §2:\n  - " + "\n  - ".join(problems),
+                "use complete snapshots (clones of the dataset repositories) or pin a data.revision / "
+                "data.tofu_revision that has every config and column",
+            )
+        if stamp is not None:
+            stamp.parent.mkdir(parents=True, exist_ok=True)
+            stamp.write_text(json.dumps(counts, indent=2))
+        return counts
+
+    def _validation_stamp(self) -> Path | None:
+        """Where a passed validation is remembered: keyed by local content (with mtimes) or pinned revision;
+        an unpinned hub id is re-validated every time, since its content can change."""
+        parts = []
+        for collection in ("clear", "tofu", "prior"):
+            location = self.locations[collection]
+            if location is None:
+                continue
+            if _is_hub_id(location):
+                if not self.revisions[collection]:
+                    return None
+                parts.append(f"{location}@{self.revisions[collection]}")
+            else:
+                parts.append(f"{Path(location).resolve()}:{_content_hash(Path(location), True)}")
+        key = hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+        return Path(datasets.config.HF_DATASETS_CACHE) / "clear_lightning" / "validated" / f"{key}.json"
+
+
+class MissingConfigError(ClearConfigError):
+    """A config SPEC §2 requires is not in the snapshot."""
+
+
+class EmptyConfigError(ClearConfigError):
+    """A config exists but has no rows."""
 
 
 class ClearMiniSource(SnapshotSource):

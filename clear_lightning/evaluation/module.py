@@ -12,6 +12,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from ..data.encoding import image_inputs
 from ..methods import losses
 from ..metrics.functional import rouge_l_recall, score_record
 from ..metrics.items import ItemResults
@@ -51,7 +52,7 @@ class Evaluator(L.LightningModule):
         return self.model(
             input_ids=batch["input_ids"],
             attention_mask=batch["attention_mask"],
-            pixel_values=batch.get("pixel_values"),
+            **image_inputs(batch),
         ).logits
 
     def test_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> None:
@@ -74,12 +75,11 @@ class Evaluator(L.LightningModule):
 
     @torch.no_grad()
     def generate(self, prompts: dict[str, Tensor | None]) -> list[str]:
-        """Greedy decoding continuing the exact prompt ids used in training, with pixel_values."""
-        images = {"pixel_values": prompts["pixel_values"]} if prompts.get("pixel_values") is not None else {}
+        """Greedy decoding continuing the exact prompt ids used in training, with the image inputs."""
         out = self.model.generate(
             input_ids=prompts["input_ids"],
             attention_mask=prompts["attention_mask"],
-            **images,  # text-only batches must not pass pixel_values=None to LLaVA's generate
+            **image_inputs(prompts),  # none for text-only batches: LLaVA's generate refuses pixel_values=None
             max_new_tokens=self.max_new_tokens,
             do_sample=False,
             pad_token_id=self.tokenizer.pad_token_id,

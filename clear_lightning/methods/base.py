@@ -13,6 +13,7 @@ import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 from torch import Tensor
 
+from ..data.encoding import image_inputs
 from ..errors import ClearConfigError
 from . import losses
 
@@ -21,8 +22,9 @@ class UnlearningModule(L.LightningModule):
     """Student θ = base + LoRA adapter; reference θ₀ = the same network with the adapter disabled.
 
     No second copy of the weights is kept for LoRA students; a frozen deep copy is made only for
-    full-parameter unlearning (`lora=False`). Subclasses declare the data `streams` they need and
-    implement `compute_loss`; the ℓ1 LoRA regulariser is added here for every method.
+    full-parameter unlearning (`lora=False`), or on request (`reference="copy"`: the authors' approach,
+    kept so `make bench-gpu` can measure what the shared reference saves). Subclasses declare the data
+    `streams` they need and implement `compute_loss`; the ℓ1 LoRA regulariser is added here for every method.
     """
 
     streams: ClassVar[tuple[str, ...]] = ("forget",)
@@ -37,6 +39,7 @@ class UnlearningModule(L.LightningModule):
         lr: float = 1e-5,
         weight_decay: float = 0.01,
         warmup_epochs: float = 1.0,
+        reference: str = "adapter",
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["model"])
@@ -45,9 +48,15 @@ class UnlearningModule(L.LightningModule):
                 "method.l1_lambda regularises LoRA weights, but method.lora=false",
                 "set method.lora=true to use the ℓ1 regulariser, or method.l1_lambda=0",
             )
+        if reference not in ("adapter", "copy"):
+            raise ClearConfigError(
+                f"unknown method.reference '{reference}'",
+                "use adapter (θ₀ = the student with its LoRA adapter disabled) or copy (a frozen second copy)",
+            )
+        copied = not lora or reference == "copy"  # copied before peft wraps (and mutates) the model
+        self.reference_model = copy.deepcopy(model).eval().requires_grad_(False) if copied else None
         self.model = get_peft_model(model, LoraConfig(**(lora_config or {}))) if lora else model
         self.model.train()  # from_pretrained returns eval mode; the student trains
-        self.reference_model = None if lora else copy.deepcopy(model).eval().requires_grad_(False)
 
     # --- the two networks -------------------------------------------------------------------
     @contextlib.contextmanager
@@ -62,7 +71,7 @@ class UnlearningModule(L.LightningModule):
         return self.model(
             input_ids=batch["input_ids"],
             attention_mask=batch["attention_mask"],
-            pixel_values=batch.get("pixel_values"),
+            **image_inputs(batch),
             **kwargs,
         )
 
@@ -75,7 +84,7 @@ class UnlearningModule(L.LightningModule):
             out = ref(
                 input_ids=batch["input_ids"],
                 attention_mask=batch["attention_mask"],
-                pixel_values=batch.get("pixel_values"),
+                **image_inputs(batch),
                 **kwargs,
             )
             ref.train(was_training)

@@ -10,6 +10,7 @@ import torch
 from peft import LoraConfig, get_peft_model
 from torch import Tensor
 
+from ..data.encoding import image_inputs
 from . import losses
 
 
@@ -36,7 +37,7 @@ class FineTuneModule(L.LightningModule):
         out = self.model(
             input_ids=batch["input_ids"],
             attention_mask=batch["attention_mask"],
-            pixel_values=batch.get("pixel_values"),
+            **image_inputs(batch),
         )
         loss = losses.nll(out.logits, batch["labels"])
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["input_ids"].shape[0])

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
+from pathlib import Path
 from typing import Any
 
 import torch
 from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor, AutoTokenizer
+
+from ..errors import ClearConfigError
 
 _CLASSES = {"image_text_to_text": AutoModelForImageTextToText, "causal_lm": AutoModelForCausalLM}
 
@@ -27,6 +32,15 @@ def _quantization(kind: str | None, compute_dtype: torch.dtype) -> Any:
     raise ValueError(f"unknown model.quantization '{kind}': use null, 4bit or 8bit")
 
 
+def attention_implementation(requested: str | None) -> str | None:
+    """`auto` = FlashAttention-2 where flash-attn is installed and CUDA is present, else PyTorch SDPA."""
+    if requested != "auto":
+        return requested
+    if torch.cuda.is_available() and importlib.util.find_spec("flash_attn") is not None:
+        return "flash_attention_2"
+    return "sdpa"
+
+
 def load_model(
     path: str,
     model_class: str = "image_text_to_text",
@@ -34,24 +48,56 @@ def load_model(
     quantization: str | None = None,
     attn_implementation: str | None = None,
     revision: str | None = None,
+    gradient_checkpointing: bool = False,
 ) -> torch.nn.Module:
-    """The network in `dtype`, optionally 4/8-bit quantised (then prepared for k-bit training by peft)."""
+    """The network in `dtype`, optionally 4/8-bit quantised (then prepared for k-bit training by peft),
+    optionally with gradient checkpointing (activations recomputed in backward: memory for time)."""
     if model_class not in _CLASSES:
         raise ValueError(f"unknown model.model_class '{model_class}': use one of {sorted(_CLASSES)}")
     torch_dtype = getattr(torch, dtype)
     kwargs: dict[str, Any] = {"dtype": torch_dtype, "revision": revision}
-    if attn_implementation:
-        kwargs["attn_implementation"] = attn_implementation
+    attn = attention_implementation(attn_implementation)
+    if attn:
+        kwargs["attn_implementation"] = attn
     quant = _quantization(quantization, torch_dtype)
     if quant is not None:
         kwargs["quantization_config"] = quant
         kwargs["device_map"] = {"": torch.cuda.current_device()} if torch.cuda.is_available() else "cpu"
-    model = _CLASSES[model_class].from_pretrained(path, **kwargs)
+    try:
+        model = _CLASSES[model_class].from_pretrained(path, **kwargs)
+    except OSError as err:
+        if os.environ.get("HF_HUB_OFFLINE") == "1" and not Path(path).exists():
+            raise ClearConfigError(
+                f"model {path} is not in the local Hugging Face cache and offline mode is on",
+                "download it where there is internet (huggingface-cli download <id> --local-dir DIR) and "
+                "pass model.path=DIR, or unset HF_HUB_OFFLINE",
+            ) from err
+        raise
+    if quantization == "4bit":
+        _check_4bit_blocks(model)
     if quant is not None:
         from peft import prepare_model_for_kbit_training
 
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+        model = prepare_model_for_kbit_training(
+            model,
+            use_gradient_checkpointing=gradient_checkpointing,
+            gradient_checkpointing_kwargs={"use_reentrant": False},
+        )
+    elif gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()  # a frozen base + LoRA: the checkpointed blocks need a grad input
     return model
+
+
+def _check_4bit_blocks(model: torch.nn.Module, block: int = 64) -> None:
+    """bitsandbytes quantises in blocks of 64 inputs; narrower layers fail later with an opaque shape error."""
+    narrow = [n for n, m in model.named_modules() if type(m).__name__ == "Linear4bit" and m.in_features < block]
+    if narrow:
+        raise ClearConfigError(
+            f"model.quantization=4bit needs linear layers with >= {block} inputs; {narrow[0]} has "
+            f"{model.get_submodule(narrow[0]).in_features} ({len(narrow)} such layers)",
+            "use a wider model (e.g. model.build.hidden_size=64) or model.quantization=null",
+        )
 
 
 def load_processor(path: str, model_class: str = "image_text_to_text", revision: str | None = None) -> Any:

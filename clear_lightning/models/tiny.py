@@ -1,7 +1,8 @@
-"""The embedded default model: a genuine transformers LLaVA built from a config with random init.
+"""The embedded default models, built from a config with random init: a genuine transformers LLaVA
+(the multimodal track) and a Llama-style causal LM (the text track's stand-in for Llama-2-7B / Mistral-7B).
 
-It is created once, saved with `save_pretrained`, and from then on loaded through the same
-`from_pretrained` path as LLaVA-1.5-7B (see `models.load`).
+Each is created once, saved with `save_pretrained`, and from then on loaded through the same
+`from_pretrained` path as the 7B checkpoints (see `models.load`).
 """
 
 from __future__ import annotations
@@ -10,11 +11,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import (
     CLIPImageProcessorPil,
     CLIPVisionConfig,
     LlamaConfig,
+    LlamaForCausalLM,
     LlavaConfig,
     LlavaForConditionalGeneration,
     LlavaProcessor,
@@ -39,6 +42,32 @@ class TinyLlavaSpec:
     vision_heads: int = 4
     vocab_size: int = 4000
     max_positions: int = 512
+
+    def create(self, texts: Iterable[str], out_dir: Path) -> Path:
+        return create_tiny_llava(self, texts, out_dir)
+
+
+@dataclass(frozen=True)
+class TinyLlamaSpec:
+    """Sizes of the tiny text-only model: the same decoder as the tiny LLaVA's, without the vision tower."""
+
+    hidden_size: int = 128
+    num_layers: int = 2
+    num_heads: int = 4
+    intermediate_size: int = 1024
+    vocab_size: int = 4000
+    max_positions: int = 512
+
+    def create(self, texts: Iterable[str], out_dir: Path) -> Path:
+        """Tokenizer + random-init LlamaForCausalLM, saved as an HF checkpoint."""
+        tokenizer = train_tokenizer(texts, self.vocab_size)
+        model = LlamaForCausalLM(text_config(tokenizer, self))
+        _set_generation_ids(model, tokenizer)
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        model.save_pretrained(out_dir)
+        tokenizer.save_pretrained(out_dir)
+        return out_dir
 
 
 def train_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenizerFast:
@@ -94,7 +123,24 @@ def build_model(tokenizer: PreTrainedTokenizerFast, spec: TinyLlavaSpec) -> Llav
         num_attention_heads=spec.vision_heads,
         projection_dim=spec.vision_hidden_size,
     )
-    text = LlamaConfig(
+    text = text_config(tokenizer, spec)
+    config = LlavaConfig(
+        vision_config=vision,
+        text_config=text,
+        image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
+        image_seq_length=(spec.image_size // spec.patch_size) ** 2,
+        vision_feature_layer=-1,
+        vision_feature_select_strategy="default",
+        projector_hidden_act="gelu",
+    )
+    model = LlavaForConditionalGeneration(config)
+    _set_generation_ids(model, tokenizer)
+    return model
+
+
+def text_config(tokenizer: PreTrainedTokenizerFast, spec: TinyLlavaSpec | TinyLlamaSpec) -> LlamaConfig:
+    """The Llama-style decoder shared by both tiny models."""
+    return LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=spec.hidden_size,
         intermediate_size=spec.intermediate_size,
@@ -107,20 +153,12 @@ def build_model(tokenizer: PreTrainedTokenizerFast, spec: TinyLlavaSpec) -> Llav
         eos_token_id=tokenizer.eos_token_id,
         tie_word_embeddings=False,
     )
-    config = LlavaConfig(
-        vision_config=vision,
-        text_config=text,
-        image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
-        image_seq_length=(spec.image_size // spec.patch_size) ** 2,
-        vision_feature_layer=-1,
-        vision_feature_select_strategy="default",
-        projector_hidden_act="gelu",
-    )
-    model = LlavaForConditionalGeneration(config)
+
+
+def _set_generation_ids(model: torch.nn.Module, tokenizer: PreTrainedTokenizerFast) -> None:
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.bos_token_id = tokenizer.bos_token_id
-    return model
 
 
 def create_tiny_llava(spec: TinyLlavaSpec, texts: Iterable[str], out_dir: Path) -> Path:

@@ -1,0 +1,28 @@
+"""Which modules are the units of sharding and activation checkpointing under FSDP (`trainer=fsdp`)."""
+
+from __future__ import annotations
+
+import importlib
+
+import torch
+
+# transformers' repeated blocks of the supported models: the language models' decoder layers and the
+# vision towers' encoder layers. Classes a transformers version lacks are skipped.
+_LAYERS = (
+    ("transformers.models.llama.modeling_llama", "LlamaDecoderLayer"),
+    ("transformers.models.mistral.modeling_mistral", "MistralDecoderLayer"),
+    ("transformers.models.clip.modeling_clip", "CLIPEncoderLayer"),
+    ("transformers.models.qwen2_vl.modeling_qwen2_vl", "Qwen2VLDecoderLayer"),
+    ("transformers.models.qwen2_vl.modeling_qwen2_vl", "Qwen2VLVisionBlock"),
+)
+
+
+def decoder_layer_classes() -> set[type[torch.nn.Module]]:
+    """One FSDP unit per transformer block: small enough to gather one at a time, big enough to be fast."""
+    found = set()
+    for module, name in _LAYERS:
+        try:
+            found.add(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):
+            continue
+    return found
