@@ -15,7 +15,21 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch.distributed as dist
+
 MARKER = "artifact.json"
+
+
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def _world_size() -> int:
+    return dist.get_world_size() if _distributed() else 1
+
+
+def _rank() -> int:
+    return dist.get_rank() if _distributed() else 0
 
 
 def digest(key: dict[str, Any]) -> str:
@@ -37,29 +51,38 @@ class ArtifactStore:
     def build(
         self, kind: str, key: dict[str, Any], builder: Callable[[Path], None], provenance: dict[str, Any]
     ) -> Path:
-        """Run `builder(tmp_dir)` and publish the result atomically with its key and provenance."""
+        """Run `builder(tmp_dir)` and publish the result atomically with its key and provenance.
+
+        Under several processes (DDP/FSDP) every rank runs the builder, which holds collective work
+        (fit, test); rank 0 alone publishes (some writers, like `save_pretrained`, write on rank 0 only)
+        and the others wait for it at a barrier.
+        """
         final = self.path(kind, key)
         tmp = final.with_name(f".{final.name}.tmp-{time.time_ns()}")
         tmp.mkdir(parents=True)
         try:
             start = time.perf_counter()
-            builder(tmp)
-            meta = {
-                "kind": kind,
-                "key": key,
-                "seconds": time.perf_counter() - start,
-                "provenance": provenance,
-            }
-            (tmp / MARKER).write_text(json.dumps(meta, indent=2, default=str))
-            if (final / MARKER).exists():  # another process (a DDP rank) published it meanwhile: keep theirs
-                return final
-            if final.exists():  # a stale, unfinished directory; a finished one would have been reused
-                shutil.rmtree(final)
-            tmp.rename(final)
+            builder(tmp)  # may launch or join a process group (Lightning's DDP starts in the first fit)
+            if _rank() == 0:
+                self._publish(tmp, final, kind, key, time.perf_counter() - start, provenance)
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp)
+        if _world_size() > 1:
+            dist.barrier()  # the other ranks read the artifact only once rank 0 has published it
         return final
+
+    @staticmethod
+    def _publish(
+        tmp: Path, final: Path, kind: str, key: dict[str, Any], seconds: float, provenance: dict[str, Any]
+    ) -> None:
+        meta = {"kind": kind, "key": key, "seconds": seconds, "provenance": provenance}
+        (tmp / MARKER).write_text(json.dumps(meta, indent=2, default=str))
+        if (final / MARKER).exists():  # another job published the same artifact meanwhile: keep theirs
+            return
+        if final.exists():  # a stale, unfinished directory; a finished one would have been reused
+            shutil.rmtree(final)
+        tmp.rename(final)
 
     @staticmethod
     def metadata(path: Path) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from .errors import ClearConfigError
 from .evaluation.records import read_records, write_records
 from .metrics.reference_compat import summarize_reference_compat
 from .metrics.summary import summarize
-from .stages import Context, _plain
+from .stages import Context, _plain, is_main_process
 
 log = logging.getLogger(__name__)
 STAGES = ("pretrain", "finetune", "gold", "unlearn", "eval")
@@ -36,8 +36,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     run_dir = Path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     ctx = Context(cfg)
-    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    (run_dir / "provenance.json").write_text(json.dumps(ctx.provenance(stage=cfg.stage), indent=2))
+    if is_main_process():
+        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        (run_dir / "provenance.json").write_text(json.dumps(ctx.provenance(stage=cfg.stage), indent=2))
     start = time.perf_counter()
     result = {
         "pretrain": _pretrain,
@@ -47,7 +48,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "eval": _eval,
     }[cfg.stage](ctx, run_dir)
     result["seconds"] = time.perf_counter() - start
-    (run_dir / "stage.json").write_text(json.dumps(result, indent=2, default=str))
+    if is_main_process():
+        (run_dir / "stage.json").write_text(json.dumps(result, indent=2, default=str))
     ctx.say(f"{cfg.stage} finished in {result['seconds']:.1f} s; results in {run_dir}")
     return result
 
@@ -152,7 +154,8 @@ def _unlearn(ctx: Context, run_dir: Path) -> dict[str, Any]:
     start = time.perf_counter()
     trainer.fit(method, datamodule=dm)
     fit_seconds = time.perf_counter() - start
-    method.save_student(str(run_dir / "adapter"))
+    if is_main_process():
+        method.save_student(str(run_dir / "adapter"))
     records, eval_seconds = stages.evaluate(ctx, method.unlearned_model(), processor)
     cost = {
         "fit_seconds": fit_seconds,
@@ -168,8 +171,9 @@ def _unlearn(ctx: Context, run_dir: Path) -> dict[str, Any]:
     original = _summarize(ctx, read_records(original_eval / "eval"), gold_records)
     gold = _summarize(ctx, gold_records, gold_records)
     table = comparison_table({"original": original, "gold": gold, cfg.method.name: summary}, list(records))
-    (run_dir / "comparison.md").write_text(table + "\n")
-    print("\n" + table + "\n", flush=True)
+    if is_main_process():
+        (run_dir / "comparison.md").write_text(table + "\n")
+        print("\n" + table + "\n", flush=True)
     return {
         "stage": "unlearn",
         "summary": summary,
@@ -218,8 +222,9 @@ def _write_results(
         provenance=ctx.provenance(stage=ctx.cfg.stage),
         config=OmegaConf.to_container(ctx.cfg, resolve=True),
     )
-    write_records(run_dir / "eval", records)
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    if is_main_process():  # every rank holds the same gathered records; one writes them
+        write_records(run_dir / "eval", records)
+        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     if logger:
         _log_results(logger, summary, records)
     return summary

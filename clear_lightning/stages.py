@@ -16,6 +16,7 @@ from typing import Any
 
 import lightning as L
 from hydra.utils import instantiate
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from .artifacts import ArtifactStore, digest
@@ -88,7 +89,8 @@ class Context:
 
     def say(self, message: str) -> None:
         """Stage decisions are printed, not just logged: the user should see what is built and why."""
-        print(f"[clear_lightning] {message}", flush=True)
+        if is_main_process():
+            print(f"[clear_lightning] {message}", flush=True)
 
     # --- building blocks --------------------------------------------------------------------
     def load(self, path: str | Path, quantized: bool = True) -> tuple[Any, Any]:
@@ -135,6 +137,12 @@ class Context:
         logger = instantiate(self.cfg.logger, save_dir=str(directory)) if self.cfg.logger else False
         callbacks = [instantiate(c) for c in (self.cfg.get("callbacks") or {}).values()] if logger else []
         return instantiate(self.cfg.trainer, logger=logger, callbacks=callbacks, **kwargs)
+
+
+def is_main_process() -> bool:
+    """Rank 0 under DDP/FSDP (every rank runs the same program; artifacts publish once, run files are
+    written once), and always True in a single process."""
+    return rank_zero_only.rank == 0
 
 
 # --- artifacts -------------------------------------------------------------------------------

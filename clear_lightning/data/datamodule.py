@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, DistributedSampler
 
 from ..errors import ClearConfigError
 from .batching import (
@@ -160,13 +160,16 @@ class CLEARDataModule(L.LightningDataModule):
             seed=self.seed,
             rank=rank,
         )
+        if world > 1:  # each rank a shard of the forget rows (Lightning's injection is off: see trainer/ddp)
+            order = {"sampler": DistributedSampler(data, world, rank, shuffle=True, seed=self.seed)}
+        else:
+            order = {"shuffle": True, "generator": _seeded(self.seed)}
         return DataLoader(
             data,
             batch_size=self.batch_size,
-            shuffle=True,
-            generator=_seeded(self.seed),
             collate_fn=StreamCollator(self.encoder.pad_id),
             num_workers=self.num_workers,
+            **order,
         )
 
     # --- evaluation -------------------------------------------------------------------------
@@ -186,16 +189,23 @@ class CLEARDataModule(L.LightningDataModule):
         return self._eval
 
     def test_dataloader(self) -> list[DataLoader]:
-        return [
-            DataLoader(
-                EvalDataset(items),
-                batch_size=self.eval_batch_size,
-                shuffle=False,
-                collate_fn=EvalCollator(self.encoder),
-                num_workers=self.num_workers,
+        """One loader per set; under several processes each rank scores a shard (padded by repeating
+        items, which the metric de-duplicates by index)."""
+        rank, world = self._rank()
+        loaders = []
+        for items in self.evaluation_sets().values():
+            data = EvalDataset(items)
+            sampler = DistributedSampler(data, world, rank, shuffle=False) if world > 1 else None
+            loaders.append(
+                DataLoader(
+                    data,
+                    batch_size=self.eval_batch_size,
+                    sampler=sampler,
+                    collate_fn=EvalCollator(self.encoder),
+                    num_workers=self.num_workers,
+                )
             )
-            for items in self.evaluation_sets().values()
-        ]
+        return loaders
 
 
 def _seeded(seed: int) -> torch.Generator:
