@@ -256,7 +256,15 @@ def run(
         build_seconds = time.perf_counter() - start
         results = [
             measure(
-                checkpoint, config, v, device, steps, warmup, text_tokens, answer_tokens, gradient_checkpointing
+                checkpoint,
+                config,
+                v,
+                device,
+                steps,
+                warmup,
+                text_tokens,
+                answer_tokens,
+                gradient_checkpointing,
             )
             for v in variants
         ]

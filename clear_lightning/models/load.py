@@ -91,7 +91,9 @@ def load_model(
 
 def _check_4bit_blocks(model: torch.nn.Module, block: int = 64) -> None:
     """bitsandbytes quantises in blocks of 64 inputs; narrower layers fail later with an opaque shape error."""
-    narrow = [n for n, m in model.named_modules() if type(m).__name__ == "Linear4bit" and m.in_features < block]
+    narrow = [
+        n for n, m in model.named_modules() if type(m).__name__ == "Linear4bit" and m.in_features < block
+    ]
     if narrow:
         raise ClearConfigError(
             f"model.quantization=4bit needs linear layers with >= {block} inputs; {narrow[0]} has "

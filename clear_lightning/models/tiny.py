@@ -28,28 +28,8 @@ SPECIAL_TOKENS = ["<pad>", "<unk>", "<s>", "</s>", "<image>"]
 
 
 @dataclass(frozen=True)
-class TinyLlavaSpec:
-    """Sizes of the tiny LLaVA; ~1.5 M parameters by default so CPU training takes seconds."""
-
-    image_size: int = 32
-    patch_size: int = 8
-    hidden_size: int = 128
-    num_layers: int = 2
-    num_heads: int = 4
-    intermediate_size: int = 1024
-    vision_hidden_size: int = 64
-    vision_layers: int = 2
-    vision_heads: int = 4
-    vocab_size: int = 4000
-    max_positions: int = 512
-
-    def create(self, texts: Iterable[str], out_dir: Path) -> Path:
-        return create_tiny_llava(self, texts, out_dir)
-
-
-@dataclass(frozen=True)
 class TinyLlamaSpec:
-    """Sizes of the tiny text-only model: the same decoder as the tiny LLaVA's, without the vision tower."""
+    """Sizes of the tiny text-only model (the text track's stand-in): a Llama-style decoder."""
 
     hidden_size: int = 128
     num_layers: int = 2
@@ -68,6 +48,21 @@ class TinyLlamaSpec:
         model.save_pretrained(out_dir)
         tokenizer.save_pretrained(out_dir)
         return out_dir
+
+
+@dataclass(frozen=True)
+class TinyLlavaSpec(TinyLlamaSpec):
+    """The same decoder with a CLIP-style vision tower; ~1.5 M parameters by default so CPU training takes
+    seconds."""
+
+    image_size: int = 32
+    patch_size: int = 8
+    vision_hidden_size: int = 64
+    vision_layers: int = 2
+    vision_heads: int = 4
+
+    def create(self, texts: Iterable[str], out_dir: Path) -> Path:
+        return create_tiny_llava(self, texts, out_dir)
 
 
 def train_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenizerFast:
@@ -138,7 +133,7 @@ def build_model(tokenizer: PreTrainedTokenizerFast, spec: TinyLlavaSpec) -> Llav
     return model
 
 
-def text_config(tokenizer: PreTrainedTokenizerFast, spec: TinyLlavaSpec | TinyLlamaSpec) -> LlamaConfig:
+def text_config(tokenizer: PreTrainedTokenizerFast, spec: TinyLlamaSpec) -> LlamaConfig:
     """The Llama-style decoder shared by both tiny models."""
     return LlamaConfig(
         vocab_size=len(tokenizer),
