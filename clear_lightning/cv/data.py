@@ -15,7 +15,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import datasets
 import numpy as np
@@ -112,29 +112,24 @@ def _decode(image: dict[str, Any], size: int, where: str) -> np.ndarray:
     return np.asarray(pil, dtype=np.uint8)
 
 
-class FaceSource(Protocol):
-    revision: str
-
-    def faces(self, image_size: int) -> FaceSet: ...
-
-
 class ClearFaces:
     """The CLEAR persons' faces (`full` config) and the fixed forget split, from a main-track data source."""
 
-    def __init__(self, source: Any, forget_split: str = "forget10", min_images: int = 6) -> None:
-        self.source, self.forget_split, self.min_images = source, forget_split, min_images
+    def __init__(self, source: Any, forget_split: str = "forget10") -> None:
+        self.source, self.forget_split = source, forget_split
 
     @property
     def revision(self) -> str:
         return self.source.revision
 
-    def faces(self, image_size: int) -> FaceSet:
+    def faces(self, image_size: int, min_images: int = 6) -> FaceSet:
+        """Every person's images; each needs `min_images` (enrolment images + at least one probe)."""
         faces = faces_from_dataset(self.source.load("clear", "full"), image_size, "CLEAR full")
         counts = torch.bincount(faces.labels, minlength=len(faces.names))
-        if int(counts.min()) < self.min_images:
+        if int(counts.min()) < min_images:
             who = faces.names[int(counts.argmin())]
             raise ClearConfigError(
-                f"person '{who}' has {int(counts.min())} images; enrolment + probing needs {self.min_images}",
+                f"person '{who}' has {int(counts.min())} images; enrolment + probing needs {min_images}",
                 "use more images per person (data.persons.source.images_per_person) or lower protocol.enrol_images",
             )
         return faces

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import random
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -76,7 +75,7 @@ class Protocol:
 
     @cached_property
     def faces(self) -> FaceSet:
-        return self.clear.faces(int(self.cfg.data.image_size))
+        return self.clear.faces(int(self.cfg.data.image_size), min_images=self.enrol_n + 1)
 
     @cached_property
     def forget(self) -> list[int]:
@@ -237,7 +236,7 @@ def _work(
     cfg: dict[str, Any], index: int, methods: dict[str, dict[str, Any]], device: str, threads: int
 ) -> int:
     """One model index, in a worker process or in-process: original, then each missing method."""
-    if threads:
+    if threads > 0:
         torch.set_num_threads(threads)
     from ..logging_setup import quiet_libraries
 
@@ -255,7 +254,6 @@ def run_models(protocol: Protocol, methods: dict[str, dict[str, Any]]) -> dict[s
     cfg = protocol.cfg
     devices = list(cfg.devices) or ["cpu"]
     workers = max(1, int(cfg.workers))
-    protocol.base(devices[0])  # once, before any worker needs it
     todo = {}
     for plan in protocol.plans:
         missing = {n: m for n, m in methods.items() if protocol.result_path(plan, n, m) is None}
@@ -264,7 +262,10 @@ def run_models(protocol: Protocol, methods: dict[str, dict[str, Any]]) -> dict[s
     total, start = len(protocol.plans), time.perf_counter()
     log.info("%d of %d models have missing results (%d workers)", len(todo), total, workers)
     container = OmegaConf.to_container(cfg, resolve=True)
-    threads = max(1, (os.cpu_count() or 1) // workers) if workers > 1 else 0
+    threads = int(cfg.threads)
+    if threads > 0:
+        torch.set_num_threads(threads)
+    protocol.base(devices[0])  # once, before any worker needs it
 
     def done(index: int, k: int) -> None:
         log.info("model %d done (%d/%d, %.0fs)", index, k, len(todo), time.perf_counter() - start)
