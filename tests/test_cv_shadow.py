@@ -110,3 +110,19 @@ def test_unknown_method_and_too_few_images_are_config_errors(make_cv_cfg):
 def test_worker_processes_build_the_same_results(make_cv_cfg):
     rows = run(make_cv_cfg("workers=2"))
     assert [r["models"] for r in rows] == [4, 4, 4]
+
+
+def test_paper_experiment_is_resnet18_on_real_clear_with_128_models(tmp_path):
+    from hydra.utils import instantiate
+
+    with initialize_config_dir(str(CONFIG_DIR / "cv"), version_base="1.3"):
+        cfg = compose("config", overrides=[f"paths.root={tmp_path}", "run_dir=x", "experiment=paper"])
+    assert (cfg.protocol.num_models, cfg.protocol.attacks, cfg.finetune.lr, cfg.finetune.epochs) == (
+        128,
+        "half",
+        0.1,
+        20,
+    )
+    assert cfg.data.persons.source._target_.endswith("SnapshotSource")
+    net = instantiate(cfg.model)
+    assert net.dim == 512 and 11_000_000 < sum(p.numel() for p in net.parameters()) < 11_300_000

@@ -51,7 +51,7 @@ def run(cfg: DictConfig) -> list[dict[str, Any]]:
     out = Path(cfg.run_dir)
     note = (
         f"{len(protocol.plans)} models ({cfg.protocol.attacks} attack folds), {len(protocol.faces.names)} persons, "
-        f"forget persons {protocol.forget}; wall time {seconds:.0f} s."
+        f"forget persons {protocol.forget}; this run took {seconds:.0f} s (finished models are reused)."
     )
     rows = write_table(out, results, protocol.forget, cfg.protocol.attacks, int(cfg.seed), note)
     (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg))

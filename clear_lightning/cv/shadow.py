@@ -29,7 +29,7 @@ from .identification import Probes, probe
 from .methods.base import UnlearnTask
 from .network import CosineHead, EmbeddingNet
 from .protocol import ModelPlan, plan_models
-from .training import Recipe, embed, fit, loader
+from .training import IdentificationModule, Recipe, embed, fit, loader
 
 log = logging.getLogger(__name__)
 ORIGINAL = "original"
@@ -140,11 +140,9 @@ class Protocol:
         train = celebrities.subset(list(range(test[0])))
         net = self.new_net()
         recipe = self.recipe("pretrain")
-        module_head = CosineHead(net.dim, len(train.names))
-        from .training import IdentificationModule
-
+        head = CosineHead(net.dim, len(train.names))
         fit(
-            IdentificationModule(net, module_head, recipe),
+            IdentificationModule(net, head, recipe),
             loader(("retain",), None, train, recipe.batch_size, self.seed),
             recipe.epochs,
             device,
@@ -178,15 +176,14 @@ class Protocol:
         path = self.store.get("cv-original", key)
         if path is None:
             path = self.store.build("cv-original", key, lambda tmp: self._finetune(tmp, plan, device), {})
-        net, head = self.new_net(), CosineHead(self.new_net().dim, len(plan.train))
+        net = self.new_net()
+        head = CosineHead(net.dim, len(plan.train))
         state = torch.load(path / "net.pt", weights_only=True)
         net.load_state_dict(state["net"])
         head.load_state_dict(state["head"])
         return net, head
 
     def _finetune(self, tmp: Path, plan: ModelPlan, device: str) -> None:
-        from .training import IdentificationModule
-
         seed_all(self.seed * 100_003 + plan.index)
         net = self.base(device)
         head = CosineHead(net.dim, len(plan.train))

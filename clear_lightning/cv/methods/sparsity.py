@@ -9,5 +9,5 @@ from .retain_ft import RetainFT
 class Sparsity(RetainFT):
     """RetainFT whose loss adds l1·Σ|w| over the embedding network's weights."""
 
-    def __init__(self, task: UnlearnTask, lr: float = 0.01, l1: float = 1e-5) -> None:
+    def __init__(self, task: UnlearnTask, lr: float = 0.01, l1: float = 5e-4) -> None:
         super().__init__(task, lr=lr, l1=l1)
