@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> None:
         cached = _table(root, root / "run-cached", args.overrides)
         table = (root / "run-fresh" / "table.md").read_text()
     result = {
-        "command": "python -m clear_lightning.cv stage=table " + " ".join(args.overrides),
+        "command": " ".join(["python -m clear_lightning.cv stage=table", *args.overrides]),
         "fresh_seconds": round(fresh, 1),
         "cached_seconds": round(cached, 1),
         "cpus": os.cpu_count(),
