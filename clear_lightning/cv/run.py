@@ -12,7 +12,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..config import CONFIG_DIR
 from ..errors import ClearConfigError
-from .shadow import Protocol, run_models
+from .loop import run_models
+from .shadow import Protocol
 from .table import write_table
 
 log = logging.getLogger(__name__)
