@@ -124,7 +124,11 @@ class ClearFaces:
 
     def faces(self, image_size: int, min_images: int = 6) -> FaceSet:
         """Every person's images; each needs `min_images` (enrolment images + at least one probe)."""
-        faces = faces_from_dataset(self.source.load("clear", "full"), image_size, "CLEAR full")
+        try:
+            full = self.source.load("clear", "full")
+        except ClearConfigError as err:  # the main track's message names its own keys; name the CV ones
+            raise ClearConfigError(err.problem, f"{err.fix} (CV track: data.persons.source.path=...)") from err
+        faces = faces_from_dataset(full, image_size, "CLEAR full")
         counts = torch.bincount(faces.labels, minlength=len(faces.names))
         if int(counts.min()) < min_images:
             who = faces.names[int(counts.argmin())]
