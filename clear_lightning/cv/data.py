@@ -127,7 +127,9 @@ class ClearFaces:
         try:
             full = self.source.load("clear", "full")
         except ClearConfigError as err:  # the main track's message names its own keys; name the CV ones
-            raise ClearConfigError(err.problem, f"{err.fix} (CV track: data.persons.source.path=...)") from err
+            raise ClearConfigError(
+                err.problem, f"{err.fix} (CV track: data.persons.source.path=...)"
+            ) from err
         faces = faces_from_dataset(full, image_size, "CLEAR full")
         counts = torch.bincount(faces.labels, minlength=len(faces.names))
         if int(counts.min()) < min_images:
