@@ -58,3 +58,12 @@ format: setup  ## ruff format
 
 clean:  ## remove runs and artifacts (models, data) — keeps .venv
 	rm -rf runs artifacts outputs multirun
+
+# --- CV track (docs/cv-track.md) ---------------------------------------------------------------------------------
+.PHONY: cv-table bench-cv
+
+cv-table: setup  ## CV track: Table 2 + Fig. 6 for every method on the embedded default → docs/cv-results/
+	$(PY) -m clear_lightning.cv stage=table run_dir=docs/cv-results
+
+bench-cv: setup  ## CV track: wall time of the full table, fresh and cached → bench/cv.{json,md}
+	$(PY) -m clear_lightning.cv.bench --out bench
