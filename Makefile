@@ -31,8 +31,9 @@ test: setup  ## ruff + the fast test suite (no slow/gpu tests)
 test-all: setup  ## every CPU test, including slow ones
 	$(PY) -m pytest -q -m "not gpu"
 
-bench: setup  ## stage timings, throughput and peak memory → bench/results.{json,md}
+bench: setup  ## stage timings, throughput, peak memory → bench/results.{json,md}; CV table time → bench/cv.{json,md}
 	$(PY) -m clear_lightning.bench --out bench
+	$(PY) -m clear_lightning.cv.bench --out bench
 
 SMOKE := $(PY) -m clear_lightning experiment=gpu_smoke paths.root=$(CURDIR)/runs/gpu_smoke
 

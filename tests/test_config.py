@@ -10,13 +10,14 @@ from hydra.utils import instantiate
 from clear_lightning.config import CONFIG_DIR
 
 OPTIONAL = {"experiment", "debug"}
+NOT_GROUPS = {"cv", "hydra"}  # the CV track's own config root; Hydra's launcher presets (test_paper_setup)
 
 
 def _options() -> list[tuple[str, str]]:
     return [
         (group.name, f.stem)
         for group in sorted(CONFIG_DIR.iterdir())
-        if group.is_dir()
+        if group.is_dir() and group.name not in NOT_GROUPS
         for f in sorted(group.glob("*.yaml"))
     ]
 
