@@ -1,17 +1,13 @@
 """`python -m clear_lightning method=gd modality=both split=forget10` — the one command."""
 
-import os
-import sys
+from .config import offline_by_default, register_resolvers
 
-for _var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
-    os.environ.setdefault(_var, "1")  # nothing is downloaded unless the user asks for it
-os.environ.setdefault("WANDB_MODE", "offline")
+offline_by_default()  # before the stack is imported: the libraries read these at import time
 
 import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
-from .config import register_resolvers  # noqa: E402
-from .errors import ClearConfigError  # noqa: E402
+from .errors import run_or_exit  # noqa: E402
 
 register_resolvers()
 
@@ -23,11 +19,7 @@ def main(cfg: DictConfig) -> None:
     quiet_libraries()  # before importing the stack: some libraries complain at import time
     from .run import run
 
-    try:
-        run(cfg)
-    except ClearConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+    run_or_exit(run, cfg)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -17,3 +18,10 @@ def register_resolvers() -> None:
     OmegaConf.register_new_resolver(
         "run_label", lambda stage, method: method if stage == "unlearn" else stage, replace=True
     )
+
+
+def offline_by_default() -> None:
+    """Nothing is downloaded unless the user asks for it (HF_*_OFFLINE=0); W&B logs offline unless told."""
+    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        os.environ.setdefault(var, "1")
+    os.environ.setdefault("WANDB_MODE", "offline")

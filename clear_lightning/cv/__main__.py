@@ -1,16 +1,13 @@
 """`python -m clear_lightning.cv method=scrub_bio` (one method) or `stage=table` (every method): the CV track."""
 
-import os
-import sys
+from ..config import offline_by_default, register_resolvers
 
-for _var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
-    os.environ.setdefault(_var, "1")
+offline_by_default()
 
 import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
-from ..config import register_resolvers  # noqa: E402
-from ..errors import ClearConfigError  # noqa: E402
+from ..errors import run_or_exit  # noqa: E402
 
 register_resolvers()
 
@@ -25,11 +22,7 @@ def main(cfg: DictConfig) -> None:
     logging.basicConfig(level=logging.INFO, format="[cv] %(message)s", force=True)
     from .run import run
 
-    try:
-        run(cfg)
-    except ClearConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+    run_or_exit(run, cfg)
 
 
 if __name__ == "__main__":
