@@ -228,8 +228,7 @@ def test_bench_gpu_code_path_at_tiny_scale_on_cpu(tmp_path: Path) -> None:
     from clear_lightning.bench_gpu import run as bench
     from clear_lightning.bench_gpu import to_markdown
 
-    # bitsandbytes-CPU cannot backprop 4-bit layers under gradient checkpointing; CUDA runs it with it on
-    report = bench("tiny", device="cpu", steps=2, warmup=1, workdir=tmp_path, gradient_checkpointing=False)
+    report = bench("tiny", device="cpu", steps=2, warmup=1, workdir=tmp_path)
     by = {r["variant"]: r for r in report["results"]}
     assert set(by) == {"lora_bf16", "qlora_4bit", "copy_reference"}
     assert by["lora_bf16"]["reference_copy_gb"] == 0 and by["copy_reference"]["reference_copy_gb"] > 0
@@ -274,3 +273,40 @@ def test_slurm_launcher_preset_composes() -> None:
         cfg = compose("config", overrides=["hydra/launcher=slurm_gpu"], return_hydra_config=True)
     assert cfg.hydra.launcher._target_.endswith("SlurmLauncher")
     assert cfg.hydra.launcher.gpus_per_node == 1
+
+
+def test_qlora_gradients_match_the_dequantized_model(tiny_checkpoint) -> None:
+    """QLoRA's LoRA gradients equal those of an fp32 twin holding the dequantized weights — also after an
+    eval-mode forward (θ₀, evaluation), which on CPU once switched bitsandbytes to a kernel without autograd."""
+    bnb = pytest.importorskip("bitsandbytes")
+    from clear_lightning.methods.kl import KLMinimisation
+    from clear_lightning.models.load import load_model
+
+    quantized = load_model(str(tiny_checkpoint), quantization="4bit")
+    twin = load_model(str(tiny_checkpoint))
+    for name, module in quantized.named_modules():
+        if isinstance(module, bnb.nn.Linear4bit):
+            w = bnb.functional.dequantize_4bit(module.weight.data, module.weight.quant_state)
+            twin.get_submodule(name).weight.data.copy_(w)
+    lora = {"r": 4, "lora_alpha": 8, "target_modules": r".*language_model.*\.(q_proj|v_proj|down_proj)"}
+    ids = torch.tensor([[2, 5, 6, 7, 8, 9]])
+    batch = {
+        "input_ids": ids,
+        "attention_mask": torch.ones_like(ids),
+        "labels": torch.tensor([[-100, -100, 6, 7, 8, 9]]),
+    }
+    grads = []
+    for model in (quantized, twin):
+        torch.manual_seed(0)
+        method = KLMinimisation(model, lora_config=lora)
+        with torch.no_grad():
+            for n, p in sorted(method.model.named_parameters()):
+                if "lora_B" in n:
+                    p.normal_(0, 0.1)
+        method.reference_forward(batch)  # an eval-mode, no-grad forward first
+        loss, _ = method.compute_loss({"forget": batch, "retain": batch})
+        loss.backward()
+        grads.append({n: p.grad.clone() for n, p in method.model.named_parameters() if "lora_" in n})
+    assert grads[0].keys() == grads[1].keys()
+    for n in grads[0]:
+        torch.testing.assert_close(grads[0][n], grads[1][n], rtol=1e-3, atol=1e-5, msg=n)

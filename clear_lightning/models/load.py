@@ -75,6 +75,7 @@ def load_model(
         raise
     if quantization == "4bit":
         _check_4bit_blocks(model)
+        _keep_4bit_trainable_on_cpu(model)
     if quant is not None:
         from peft import prepare_model_for_kbit_training
 
@@ -100,6 +101,15 @@ def _check_4bit_blocks(model: torch.nn.Module, block: int = 64) -> None:
             f"{model.get_submodule(narrow[0]).in_features} ({len(narrow)} such layers)",
             "use a wider model (e.g. model.build.hidden_size=64) or model.quantization=null",
         )
+
+
+def _keep_4bit_trainable_on_cpu(model: torch.nn.Module) -> None:
+    """On AVX512-bf16 CPUs, bitsandbytes repacks 4-bit weights for inference at the first eval-mode, no-grad
+    forward (θ₀, evaluation), one way, and the repacked kernel has no autograd: every later training step would
+    then silently lose the gradient through frozen 4-bit layers. Keep the trainable layout."""
+    for module in model.modules():
+        if hasattr(module, "support_avx512bf16_for_cpu"):
+            module.support_avx512bf16_for_cpu = False
 
 
 def load_processor(path: str, model_class: str = "image_text_to_text", revision: str | None = None) -> Any:
