@@ -127,56 +127,99 @@ def truth_ratio_figure(path: Path, panels: Sequence[dict[str, Any]], title: str)
 
 
 def tradeoff_figure(path: Path, tables: Sequence[Table], title: str) -> None:
-    """Forget vs Retain metric per method (mean ± std over seeds), one colour per modality, collapsed hollow."""
+    """Forget vs Retain metric per method (mean ± std over seeds): one panel per modality, collapsed hollow,
+    gold and original as references, labels placed so they do not overlap."""
     plt = _pyplot()
     from matplotlib.lines import Line2D
 
-    fig, ax = plt.subplots(figsize=(7.5, 5.5))
-    handles, refs, thresholds = {}, {}, set()
-    for table in tables:
+    tables = sorted(
+        tables, key=lambda t: list(MODALITY_COLOURS).index(t.key[2]) if t.key[2] in MODALITY_COLOURS else 9
+    )
+    fig, axes = plt.subplots(
+        1, len(tables), figsize=(5.2 * len(tables), 5.2), sharex=True, sharey=True, squeeze=False
+    )
+    styles = {
+        "gold": dict(marker="*", ms=15, color="gold", mec="k"),
+        "original": dict(marker="D", ms=9, color="0.4"),
+    }
+    labels_per_axis, refs_seen, thresholds_seen = [], set(), False
+    for ax, table in zip(axes[0], tables, strict=True):
         modality = table.key[2]
-        colour = MODALITY_COLOURS.get(modality, f"C{3 + len(handles)}")
-        handles.setdefault(
-            modality, Line2D([], [], color=colour, marker="o", ls="", label=f"modality: {modality}")
-        )
+        colour = MODALITY_COLOURS.get(modality, "C3")
+        points = []
         for row in table.rows:
             if row["retain_metric"] is None or row["forget_metric"] is None:
                 continue
             hollow = bool(row.get("collapsed"))
             ax.errorbar(
                 row["retain_metric"], row["forget_metric"], xerr=row["retain_metric_std"],
-                yerr=row["forget_metric_std"], fmt="o", ms=8, color=colour, capsize=3,
+                yerr=row["forget_metric_std"], fmt="o", ms=7, color=colour, capsize=2, elinewidth=0.8,
                 mfc="white" if hollow else colour,
             )  # fmt: skip
-            ax.annotate(row["label"], (row["retain_metric"], row["forget_metric"]), xytext=(6, 4),
-                        textcoords="offset points", fontsize=8, color=colour)  # fmt: skip
+            points.append((row["retain_metric"], row["forget_metric"], row["label"], colour, hollow))
         for ref in table.references:
-            refs.setdefault(ref["kind"], (ref["retain_metric"], ref["forget_metric"]))
+            x, y = ref["retain_metric"], ref["forget_metric"]
+            if x is not None and y is not None:
+                ax.plot(x, y, ls="", zorder=5, **styles[ref["kind"]])
+                points.append((x, y, ref["kind"], "k", False))
+                refs_seen.add(ref["kind"])
         if table.threshold is not None:
-            thresholds.add(round(table.threshold, 6))
-    styles = {
-        "gold": dict(marker="*", ms=15, color="gold", mec="k"),
-        "original": dict(marker="D", ms=9, color="0.4"),
-    }
-    for kind, (x, y) in refs.items():
-        if x is not None and y is not None:
-            ax.plot(x, y, ls="", **styles[kind])
-            ax.annotate(kind, (x, y), xytext=(7, -10), textcoords="offset points", fontsize=8)
-    for x in sorted(thresholds):
-        ax.axvline(x, color="0.6", ls=":", lw=1)
-    legend = [*handles.values()]
-    legend += [Line2D([], [], ls="", label=kind, **styles[kind]) for kind in refs]
+            ax.axvline(table.threshold, color="0.6", ls=":", lw=1)
+            thresholds_seen = True
+        ax.set(title=f"modality: {modality}", xlabel="Retain metric (higher is better →)")
+        ax.grid(alpha=0.3)
+        labels_per_axis.append((ax, points))
+    axes[0][0].set_ylabel("Forget metric (lower is better ↓)")
+    legend = [Line2D([], [], ls="", label=kind, **styles[kind]) for kind in sorted(refs_seen)]
     legend.append(Line2D([], [], color="k", marker="o", mfc="white", ls="", label="collapsed (not ranked)"))
-    if thresholds:
+    if thresholds_seen:
         legend.append(Line2D([], [], color="0.6", ls=":", label="collapse threshold"))
-    ax.legend(handles=legend, fontsize=8, loc="best")
-    ax.set(
-        xlabel="Retain metric (higher is better →)", ylabel="Forget metric (lower is better ↓)", title=title
-    )
-    ax.grid(alpha=0.3)
+    axes[0][0].legend(handles=legend, fontsize=8, loc="upper left")
+    fig.suptitle(title)
     fig.tight_layout()
+    for ax, points in labels_per_axis:
+        _place_labels(ax, points)
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+_LABEL_OFFSETS = [
+    (6, 3),
+    (6, -11),
+    (-6, 3),
+    (-6, -11),
+    (6, 15),
+    (-6, 15),
+    (6, -23),
+    (-6, -23),
+    (6, 27),
+    (-6, 27),
+]
+
+
+def _place_labels(ax: Any, points: Sequence[tuple[float, float, str, str, bool]], fontsize: int = 7) -> None:
+    """Annotate each point at the first offset whose label box overlaps no label placed before; ranked runs
+    and references go first, so when a crowded spot has no free slot it is a collapsed run's label that is
+    left out (every run is in the leaderboard anyway)."""
+    to_px = ax.transData.transform
+    scale = ax.figure.dpi / 72
+    char_w, height = 0.55 * fontsize * scale, 1.25 * fontsize * scale
+    placed: list[tuple[float, float, float, float]] = []
+    for x, y, text, colour, collapsed in sorted(points, key=lambda p: p[4]):
+        px, py = to_px((x, y))
+        width = char_w * len(text)
+        for dx, dy in _LABEL_OFFSETS:
+            x0 = px + dx * scale - (width if dx < 0 else 0)
+            box = (x0, py + dy * scale, x0 + width, py + dy * scale + height)
+            if any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in placed):
+                continue
+            placed.append(box)
+            ax.annotate(
+                text, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=fontsize, color=colour,
+                ha="left" if dx > 0 else "right", alpha=0.6 if collapsed else 1.0,
+                arrowprops=dict(arrowstyle="-", lw=0.4, color=colour, alpha=0.6) if abs(dy) > 11 else None,
+            )  # fmt: skip
+            break
 
 
 def write_plots(
