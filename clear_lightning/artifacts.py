@@ -16,20 +16,19 @@ from pathlib import Path
 from typing import Any
 
 import torch.distributed as dist
+from lightning.pytorch.utilities import rank_zero_only
 
 MARKER = "artifact.json"
 
 
-def _distributed() -> bool:
-    return dist.is_available() and dist.is_initialized()
+def is_main_process() -> bool:
+    """Rank 0 under DDP/FSDP (every rank runs the same program; artifacts publish once, run files are
+    written once), and always True in a single process."""
+    return rank_zero_only.rank == 0
 
 
 def _world_size() -> int:
-    return dist.get_world_size() if _distributed() else 1
-
-
-def _rank() -> int:
-    return dist.get_rank() if _distributed() else 0
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
 def digest(key: dict[str, Any]) -> str:
@@ -63,7 +62,7 @@ class ArtifactStore:
         try:
             start = time.perf_counter()
             builder(tmp)  # may launch or join a process group (Lightning's DDP starts in the first fit)
-            if _rank() == 0:
+            if is_main_process():
                 self._publish(tmp, final, kind, key, time.perf_counter() - start, provenance)
         finally:
             if tmp.exists():

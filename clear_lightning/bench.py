@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-for _var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
-    os.environ.setdefault(_var, "1")
-os.environ.setdefault("WANDB_MODE", "offline")
+from .config import offline_by_default  # noqa: E402
+
+offline_by_default()
 
 
 def _peak_rss_mb() -> float:

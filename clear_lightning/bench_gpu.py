@@ -16,14 +16,14 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-for _var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
-    os.environ.setdefault(_var, "1")
+from .config import offline_by_default  # noqa: E402
+
+offline_by_default()
 
 import lightning as L  # noqa: E402
 import torch  # noqa: E402

@@ -15,6 +15,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from . import stages
+from .artifacts import is_main_process
 from .comparison import comparison_table
 from .data.clear_mini import load_idk_answers
 from .data.examples import is_visual_set
@@ -22,7 +23,7 @@ from .errors import ClearConfigError
 from .evaluation.records import read_records, write_records
 from .metrics.reference_compat import summarize_reference_compat
 from .metrics.summary import summarize
-from .stages import Context, _plain, is_main_process
+from .stages import Context, _plain
 
 log = logging.getLogger(__name__)
 STAGES = ("pretrain", "finetune", "gold", "unlearn", "eval")

@@ -16,10 +16,9 @@ from typing import Any
 
 import lightning as L
 from hydra.utils import instantiate
-from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from .artifacts import ArtifactStore, digest
+from .artifacts import ArtifactStore, digest, is_main_process
 from .data.clear_mini import load_idk_answers
 from .data.datamodule import CLEARDataModule
 from .data.encoding import ExampleEncoder, PromptTemplate
@@ -137,12 +136,6 @@ class Context:
         logger = instantiate(self.cfg.logger, save_dir=str(directory)) if self.cfg.logger else False
         callbacks = [instantiate(c) for c in (self.cfg.get("callbacks") or {}).values()] if logger else []
         return instantiate(self.cfg.trainer, logger=logger, callbacks=callbacks, **kwargs)
-
-
-def is_main_process() -> bool:
-    """Rank 0 under DDP/FSDP (every rank runs the same program; artifacts publish once, run files are
-    written once), and always True in a single process."""
-    return rank_zero_only.rank == 0
 
 
 # --- artifacts -------------------------------------------------------------------------------

@@ -43,8 +43,8 @@ class CLEARDataModule(L.LightningDataModule):
     `train_on=None` gives forget-anchored pairs of the method's `streams` (unlearning).
     `replay_prior=n` mixes a seeded subset of n prior-knowledge rows into plain training: a 7B model keeps
     what it knew through a LoRA fine-tune at lr 1e-5, a 1 M-parameter model fully fine-tuned at 3e-3 does not.
-    `text_only=True` (Llama-2 / Mistral, the text track) keeps the text rows of every set; visual evaluation
-    sets are skipped and listed in `skipped`, so the summary can say so.
+    `text_only=True` (Llama-2 / Mistral, the text track) keeps the text rows of every set and skips the visual
+    evaluation sets (the summary lists every requested set that was not evaluated).
     """
 
     def __init__(
@@ -86,7 +86,6 @@ class CLEARDataModule(L.LightningDataModule):
         self.idk_answers, self.num_workers = tuple(idk_answers), num_workers
         self.replay_prior, self.image_tasks = replay_prior, tuple(image_tasks)
         self.text_only = text_only
-        self.skipped: dict[str, str] = {}
         self._eval: dict[str, list[Example]] | None = None
 
     # --- training ---------------------------------------------------------------------------
@@ -179,7 +178,6 @@ class CLEARDataModule(L.LightningDataModule):
             self._eval = {}
             for name in self.eval_sets:
                 if self.text_only and is_visual_set(name):
-                    self.skipped[name] = "visual set: the model is text-only"
                     log.warning("skipping evaluation set %s: the model is text-only", name)
                     continue
                 items = eval_examples(self.source, name, self.split, self.prompt_seed)
