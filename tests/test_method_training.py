@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 from clear_lightning.config import CONFIG_DIR
 from clear_lightning.data.batching import PairedStreams, StreamCollator
 from clear_lightning.data.clear_mini import load_idk_answers
-from clear_lightning.data.encoding import ExampleEncoder, PromptTemplate
+from clear_lightning.data.encoding import IGNORE_INDEX, ExampleEncoder, PromptTemplate
 from clear_lightning.data.examples import Example
 from clear_lightning.methods import losses
 from clear_lightning.models.tiny import TinyLlavaSpec, build_model, build_processor, train_tokenizer
@@ -231,11 +231,11 @@ def test_sku_full_parameter_negation(make_cfg, tiny) -> None:
 def test_rmu_direction_is_a_seeded_unit_buffer(make_cfg, tiny) -> None:
     a, b = _method(make_cfg, tiny, "rmu", "seed=3"), _method(make_cfg, tiny, "rmu", "seed=3")
     c = _method(make_cfg, tiny, "rmu", "seed=4")
-    assert a.layer == 1 and a.direction.norm().item() == pytest.approx(1.0)
+    assert a.layer == 0 and a.direction.norm().item() == pytest.approx(1.0)  # layers[0], 0-based
     assert torch.equal(a.direction, b.direction) and not torch.equal(a.direction, c.direction)
     assert "direction" in dict(a.named_buffers())
-    with pytest.raises(ValueError, match="outside 1..2"):
-        type(a)(copy.deepcopy(tiny["model"]), layer=3)
+    with pytest.raises(ValueError, match="outside 0..0"):
+        type(a)(copy.deepcopy(tiny["model"]), layer=1)  # the last layer is only exposed after the final norm
 
 
 def test_rmu_auto_steering_coefficient(make_cfg, tiny) -> None:
@@ -244,10 +244,10 @@ def test_rmu_auto_steering_coefficient(make_cfg, tiny) -> None:
     batch = next(iter(_loader(tiny, rmu.streams)))
     loss, parts = rmu.compute_loss(batch)
     forget = batch["forget"]
-    h0 = rmu.reference_forward(forget, output_hidden_states=True).hidden_states[1]
-    mask = losses.prediction_mask(forget["labels"])
+    h0 = rmu.reference_forward(forget, output_hidden_states=True).hidden_states[1]  # output of layers[0]
+    mask = forget["labels"] != IGNORE_INDEX  # the answer tokens' own positions
     assert rmu.steering_coeff.item() == pytest.approx(4.0 * h0.norm(dim=-1)[mask].mean().item(), rel=1e-5)
-    # at θ = θ₀ the retain term is 0 and the forget term is the distance to c·u
+    # at θ = θ₀ the retain term is 0 and the forget term is the distance to c·u (mean over the hidden size)
     expected = losses.masked_sq_distance(h0, rmu.steering_coeff * rmu.direction.expand_as(h0), mask)
     assert parts["retain_distance"].item() == 0.0
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)

@@ -102,7 +102,8 @@ def test_sequence_losses_ignore_prompt_pad_and_image_positions() -> None:
         assert fn(changed).item() == pytest.approx(fn(logits).item())
 
 
-def test_rmu_loss_hand_value_and_mask() -> None:
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_rmu_loss_hand_value_and_mask(reduction: str) -> None:
     h_forget = torch.tensor([[[1.0, 0.0], [0.0, 2.0], [9.0, 9.0]]])  # last position masked (pad)
     forget_mask = torch.tensor([[True, True, False]])
     control = torch.tensor([0.0, 2.0])  # c·u
@@ -110,8 +111,18 @@ def test_rmu_loss_hand_value_and_mask() -> None:
     h_retain_ref = torch.tensor([[[1.0, 0.0], [0.0, 0.0]]])
     retain_mask = torch.tensor([[True, False]])
     loss, forget, retain = losses.rmu_loss(
-        h_forget, control, forget_mask, h_retain, h_retain_ref, retain_mask, 3.0
+        h_forget, control, forget_mask, h_retain, h_retain_ref, retain_mask, 3.0, reduction
     )
-    assert forget.item() == pytest.approx((5.0 + 0.0) / 2)  # ‖(1,-2)‖², ‖(0,0)‖²
-    assert retain.item() == pytest.approx(1.0)  # ‖(0,1)‖² on the one unmasked position
-    assert loss.item() == pytest.approx(2.5 + 3.0 * 1.0)
+    d = 2.0 if reduction == "mean" else 1.0  # mean: ÷ hidden size (Li et al.'s F.mse_loss); sum: ‖·‖²
+    assert forget.item() == pytest.approx((5.0 + 0.0) / 2 / d)  # ‖(1,-2)‖², ‖(0,0)‖²
+    assert retain.item() == pytest.approx(1.0 / d)  # ‖(0,1)‖² on the one unmasked position
+    assert loss.item() == pytest.approx((2.5 + 3.0 * 1.0) / d)
+
+
+def test_rmu_loss_defaults_to_the_mean_over_the_hidden_size() -> None:
+    h, target = torch.tensor([[[1.0, 2.0, 3.0]]]), torch.zeros(1, 1, 3)
+    mask = torch.ones(1, 1, dtype=torch.bool)
+    assert losses.masked_sq_distance(h, target, mask).item() == pytest.approx(14.0 / 3)
+    assert losses.masked_sq_distance(h, target, mask, "sum").item() == pytest.approx(14.0)
+    loss, _, _ = losses.rmu_loss(h, torch.zeros(3), mask, h, h, mask, 1.0)
+    assert loss.item() == pytest.approx(14.0 / 3)

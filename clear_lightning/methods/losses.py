@@ -69,21 +69,40 @@ def npo_loss(logp_theta: Tensor, logp_ref: Tensor, beta: float) -> Tensor:
     return 2.0 / beta * F.softplus(beta * (logp_theta.float() - logp_ref.float())).mean()
 
 
+DPO_SCALES = ("paper", "openunlearning")
+
+
 def dpo_loss(
     logp_chosen: Tensor,
     logp_chosen_ref: Tensor,
     logp_rejected: Tensor,
     logp_rejected_ref: Tensor,
     beta: float,
+    scale: str = "paper",
 ) -> Tensor:
-    """−E log σ(β[log p_θ(y_w)/p_θ₀(y_w) − log p_θ(y_l)/p_θ₀(y_l)]) over sequences [B] (SPEC §5, DPO)."""
+    """−E log σ(β[log p_θ(y_w)/p_θ₀(y_w) − log p_θ(y_l)/p_θ₀(y_l)]) over sequences [B] (SPEC §5, DPO).
+
+    scale: "paper" is the term as written; "openunlearning" multiplies it by 2/β (20× at β = 0.1), as
+    OpenUnlearning's DPO does, so its numbers and learning rates can be compared.
+    """
+    if scale not in DPO_SCALES:
+        raise ValueError(f"dpo scale '{scale}': use paper or openunlearning")
     margin = (logp_chosen - logp_chosen_ref) - (logp_rejected - logp_rejected_ref)
-    return -F.logsigmoid(beta * margin.float()).mean()
+    loss = -F.logsigmoid(beta * margin.float()).mean()
+    return loss * (2.0 / beta) if scale == "openunlearning" else loss
 
 
-def masked_sq_distance(h: Tensor, target: Tensor, mask: Tensor) -> Tensor:
-    """Mean over the masked positions of ‖h_t − target_t‖²₂ (RMU's per-token distance, SPEC §5)."""
-    sq = (h.float() - target.float()).pow(2).sum(-1)
+RMU_REDUCTIONS = ("mean", "sum")
+
+
+def masked_sq_distance(h: Tensor, target: Tensor, mask: Tensor, reduction: str = "mean") -> Tensor:
+    """RMU's distance (SPEC §5): the per-token squared error averaged over the hidden size (reduction="mean",
+    Li et al.'s F.mse_loss) or summed over it ("sum" = ‖h_t − target_t‖²₂, d× larger), then averaged over
+    the masked positions."""
+    if reduction not in RMU_REDUCTIONS:
+        raise ValueError(f"rmu reduction '{reduction}': use mean or sum")
+    sq = (h.float() - target.float()).pow(2)
+    sq = sq.mean(-1) if reduction == "mean" else sq.sum(-1)
     return (sq * mask).sum() / mask.sum().clamp_min(1)
 
 
@@ -95,8 +114,11 @@ def rmu_loss(
     h_retain_ref: Tensor,
     retain_mask: Tensor,
     alpha: float,
+    reduction: str = "mean",
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """‖h_ℓ(forget) − c·u‖² + α‖h_ℓ(retain) − h_ℓ⁰(retain)‖² (SPEC §5, RMU); returns (loss, forget, retain)."""
-    forget = masked_sq_distance(h_forget, control.expand_as(h_forget), forget_mask)
-    retain = masked_sq_distance(h_retain, h_retain_ref, retain_mask)
+    """‖h_ℓ(forget) − c·u‖² + α‖h_ℓ(retain) − h_ℓ⁰(retain)‖² (SPEC §5, RMU); returns (loss, forget, retain).
+
+    reduction: "mean" over the hidden size (Li et al., the default) or "sum" (d× larger)."""
+    forget = masked_sq_distance(h_forget, control.expand_as(h_forget), forget_mask, reduction)
+    retain = masked_sq_distance(h_retain, h_retain_ref, retain_mask, reduction)
     return forget + alpha * retain, forget, retain
