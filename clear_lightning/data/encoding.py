@@ -35,9 +35,15 @@ class PromptTemplate:
 class ExampleEncoder:
     """Encodes a prompt once through the processor and appends answer ids, so the mask is exact.
 
-    The prompt goes through the processor (which expands `<image>` into one token per patch); the
-    answer is tokenised on its own and followed by EOS. Labels are -100 on every prompt position,
-    so neither image nor prompt tokens leak into the loss (SPEC §3).
+    The prompt goes through the processor (which expands `<image>` into one token per patch). The
+    answer ids are those the answer gets when tokenised *together with* the prompt text (SPEC §3):
+    the tokenizer's ids for `prompt_text + answer_prefix + answer` beyond its ids for `prompt_text`,
+    followed by EOS. Tokenising `answer_prefix + answer` on its own is not the same with SentencePiece
+    tokenizers (Llama family): their dummy prefix adds a `▁` to the standalone text, e.g. a stray `▁`
+    before `" " + answer`, or a word boundary the joint text `[/INST]answer` does not have. The image
+    placeholder is a single special token in that text tokenisation; only the difference is used, so
+    it applies as it is to the processor's image-expanded prompt. Labels are -100 on every prompt
+    position, so neither image nor prompt tokens leak into the loss.
     """
 
     def __init__(self, processor: Any, template: PromptTemplate, add_eos: bool = True, cache: bool = False):
@@ -73,18 +79,78 @@ class ExampleEncoder:
             self._cache[example.id] = out
         return out
 
-    def answer_ids(self, answer: str) -> list[int]:
-        ids = self.tokenizer(self.template.answer_prefix + answer, add_special_tokens=False)["input_ids"]
-        return list(ids) + ([self.tokenizer.eos_token_id] if self.add_eos else [])
+    def answer_ids(self, answer: str, prompt_text: str | None = None) -> list[int]:
+        """The answer's ids (+ EOS) to append to the ids of `prompt_text`, as the two tokenise together.
+
+        Without `prompt_text`, the answer prefix + answer tokenised on their own (the ids a SentencePiece
+        tokenizer gives them there can differ from the joint ones, see the class docstring). Raises
+        ValueError where a merge crosses the join (no answer ids fit after the prompt's own; `encode`
+        handles that case).
+        """
+        if prompt_text is None:
+            ids = list(
+                self.tokenizer(self.template.answer_prefix + answer, add_special_tokens=False)["input_ids"]
+            )
+        else:
+            drop, ids, _ = self._join(prompt_text, answer)
+            if drop:
+                raise ValueError(
+                    f"a token merge crosses the prompt/answer join of {prompt_text!r} + {answer!r}: "
+                    f"the joint tokenisation re-tokenises the prompt's last {drop} token(s); use encode()"
+                )
+        return ids + self._eos()
+
+    def _eos(self) -> list[int]:
+        return [self.tokenizer.eos_token_id] if self.add_eos else []
+
+    def _join(self, prompt_text: str, answer: str) -> tuple[int, list[int], int]:
+        """Tokenise `prompt_text` alone and `prompt_text + answer_prefix + answer` together (no special
+        tokens) and split the joint ids where they leave the prompt's own: `(drop, ids, unsupervised)`.
+
+        Normally the joint ids start with the prompt's ids: drop = 0, ids = the rest, unsupervised = 0.
+        Where a merge crosses the join (e.g. `]` + `K` in `[/INST]Kuwait` for a vocabulary holding `]K`),
+        the joint ids win: the prompt's last `drop` ids are replaced by `ids`, whose first `unsupervised`
+        tokens hold only prompt characters (found from the character offsets; all of `ids` are
+        supervised where the tokenizer gives no offsets), so the token that straddles the join is
+        supervised with the answer.
+        """
+        prompt = list(self.tokenizer(prompt_text, add_special_tokens=False)["input_ids"])
+        text = prompt_text + self.template.answer_prefix + answer
+        joint = list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        if joint[: len(prompt)] == prompt:
+            return 0, joint[len(prompt) :], 0
+        keep = next((i for i, (a, b) in enumerate(zip(prompt, joint, strict=False)) if a != b), len(joint))
+        unsupervised = 0
+        try:
+            offsets = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)[
+                "offset_mapping"
+            ]
+        except (NotImplementedError, TypeError, KeyError, ValueError):  # slow tokenizers have no offsets
+            offsets = None
+        if offsets is not None and len(offsets) == len(joint):
+            while keep + unsupervised < len(joint) and offsets[keep + unsupervised][1] <= len(prompt_text):
+                unsupervised += 1
+        return len(prompt) - keep, joint[keep:], unsupervised
 
     def encode(self, example: Example, answer: str | None = None) -> dict[str, Any]:
-        """Prompt + answer with labels on the answer tokens only."""
+        """Prompt + answer with labels on the answer tokens only; the ids are the joint tokenisation's."""
         prompt = self.prompt(example)
-        target = self.answer_ids(example.answer if answer is None else answer)
+        prompt_ids = prompt["input_ids"]
+        prompt_text = self.template.prompt(example.question, example.image is not None)
+        drop, ids, unsupervised = self._join(prompt_text, example.answer if answer is None else answer)
+        if drop:
+            tail = list(self.tokenizer(prompt_text, add_special_tokens=False)["input_ids"])[-drop:]
+            if prompt_ids[-drop:] != tail:
+                raise ValueError(
+                    f"{example.id}: a token merge crosses the prompt/answer join and the processor's prompt "
+                    "does not end with the tokenizer's ids for the prompt text"
+                )
+            prompt_ids = prompt_ids[:-drop]
+        target = ids + self._eos()
         return {
             **prompt,
-            "input_ids": prompt["input_ids"] + target,
-            "labels": [IGNORE_INDEX] * len(prompt["input_ids"]) + target,
+            "input_ids": prompt_ids + target,
+            "labels": [IGNORE_INDEX] * (len(prompt_ids) + unsupervised) + target[unsupervised:],
         }
 
 
