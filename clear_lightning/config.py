@@ -13,10 +13,26 @@ CONFIG_DIR = PROJECT_ROOT / "conf"
 
 def register_resolvers() -> None:
     """`${clear_root:}` = the project root (no dependence on the working directory);
-    `${run_label:stage,method}` = the method for unlearning runs, else the stage name."""
+    `${run_label:stage,method}` = the method for unlearning runs, else the stage name;
+    `${by_metric_mode:mode,paper_value,compat_value}` = an evaluation setting that follows `metric_mode`, so
+    `metric_mode=reference_compat` alone switches to the authors' evaluation (SPEC §7) and the resolved value
+    is what the config, the artifact key and the summary record."""
     OmegaConf.register_new_resolver("clear_root", lambda: str(PROJECT_ROOT), replace=True)
     OmegaConf.register_new_resolver(
         "run_label", lambda stage, method: method if stage == "unlearn" else stage, replace=True
+    )
+    OmegaConf.register_new_resolver("by_metric_mode", _by_metric_mode, replace=True)
+
+
+def _by_metric_mode(mode: str, paper: str, compat: str) -> str:
+    if mode == "reference_compat":
+        return compat
+    if mode == "paper":
+        return paper
+    from .errors import ClearConfigError
+
+    raise ClearConfigError(
+        f"unknown metric_mode '{mode}'", "use metric_mode=paper or metric_mode=reference_compat"
     )
 
 

@@ -27,12 +27,17 @@ from .stages import Context, _plain
 
 log = logging.getLogger(__name__)
 STAGES = ("pretrain", "finetune", "gold", "unlearn", "eval")
+METRIC_MODES = ("paper", "reference_compat")
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Run one stage; returns its summary (also written under `cfg.run_dir`)."""
     if cfg.stage not in STAGES:
         raise ClearConfigError(f"unknown stage '{cfg.stage}'", f"use stage= one of {', '.join(STAGES)}")
+    if cfg.metric_mode not in METRIC_MODES:  # before anything is built: a typo must not cost a whole run
+        raise ClearConfigError(
+            f"unknown metric_mode '{cfg.metric_mode}'", f"use metric_mode= one of {', '.join(METRIC_MODES)}"
+        )
     torch.set_num_threads(max(1, min(torch.get_num_threads(), cfg.get("max_threads") or 1_000)))
     run_dir = Path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -113,7 +118,9 @@ def _find_gold(ctx: Context) -> Path | None:
         return Path(explicit)
     try:
         path, key = stages.finetuned_model(ctx, "gold", build=False)
-        return stages.evaluation(ctx, path, key, "gold", build=False)
+        # an evaluation setting that differs from the stored gold's (e.g. metric_mode=reference_compat's
+        # generation) evaluates the stored gold model once more, where evaluating is allowed to build
+        return stages.evaluation(ctx, path, key, "gold", build=ctx.build_missing)
     except ClearConfigError:
         log.warning("no gold evaluation for this split: forget quality is not computed")
         return None
@@ -214,6 +221,8 @@ def _write_results(
         skipped_sets=skipped,
         label=label,
         truth_ratio_mean=ctx.cfg.eval.truth_ratio_mean,
+        generation=ctx.cfg.eval.generation,
+        answer_eos=ctx.cfg.eval.answer_eos,
         gold=str(gold_dir) if gold_dir is not None else None,
         model=ctx.model_cfg.name,
         method=ctx.cfg.method.name if ctx.cfg.stage == "unlearn" else label,

@@ -111,9 +111,10 @@ class Context:
         )
         return model, load_processor(str(path), m.model_class, revision)
 
-    def encoder(self, processor: Any, cache: bool | None = None) -> ExampleEncoder:
+    def encoder(self, processor: Any, cache: bool | None = None, add_eos: bool = True) -> ExampleEncoder:
         template = PromptTemplate(**_plain(self.model_cfg.prompt))
-        return ExampleEncoder(processor, template, cache=self.cfg.data_cache if cache is None else cache)
+        cache = self.cfg.data_cache if cache is None else cache
+        return ExampleEncoder(processor, template, add_eos=add_eos, cache=cache)
 
     def datamodule(self, encoder: ExampleEncoder, **kwargs: Any) -> CLEARDataModule:
         cfg = self.cfg
@@ -129,6 +130,7 @@ class Context:
             seed=cfg.seed,
             prompt_seed=cfg.get("prompt_seed", 0),
             text_only=self.text_only,
+            real_world_column=cfg.eval.real_world_column,
         )
         return CLEARDataModule(**{**defaults, **kwargs})
 
@@ -290,6 +292,8 @@ def eval_identity(ctx: Context, label: str) -> dict[str, Any]:
         "split": ctx.cfg.split.name,
         "data_revision": ctx.source.revision,
         "eval_sets": list(ctx.cfg.eval.sets),
+        "truth_ratio_mean": ctx.cfg.eval.truth_ratio_mean,
+        "max_items": ctx.cfg.eval.max_items,
     }
 
 
@@ -297,17 +301,21 @@ def evaluate(
     ctx: Context, model: Any, processor: Any
 ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, float]]:
     """`trainer.test` over every evaluation set; returns the per-item records and time spent."""
-    dm = ctx.datamodule(ctx.encoder(processor, cache=False))
+    ev = ctx.cfg.eval
+    dm = ctx.datamodule(ctx.encoder(processor, cache=False, add_eos=bool(ev.answer_eos)))
     names = list(dm.evaluation_sets())
     tokenizer = getattr(processor, "tokenizer", processor)
-    evaluator = Evaluator(model, tokenizer, names, ctx.cfg.eval.max_new_tokens, ctx.cfg.eval.truth_ratio_mean)
+    evaluator = Evaluator(
+        model, tokenizer, names, ev.max_new_tokens, ev.truth_ratio_mean, generation=ev.generation
+    )
     trainer = instantiate(ctx.cfg.trainer, logger=False, callbacks=[])
     trainer.test(evaluator, datamodule=dm, verbose=False)
     return evaluator.records, dict(evaluator.seconds)
 
 
 def load_gold(ctx: Context, path: Path) -> dict[str, list[dict[str, Any]]]:
-    """Gold records, refusing a gold model of another split, model or data revision."""
+    """Gold records, refusing a gold evaluation of another split, model, data revision, truth-ratio mean or item
+    cap (SPEC §6): its per-item R or its item set would not be comparable."""
     meta_file = Path(path) / "meta.json"
     if not meta_file.exists():
         raise ClearConfigError(
@@ -315,10 +323,16 @@ def load_gold(ctx: Context, path: Path) -> dict[str, list[dict[str, Any]]]:
         )
     meta = json.loads(meta_file.read_text())
     want = eval_identity(ctx, "gold")
-    for field in ("model", "split", "data_revision"):
-        if meta.get(field) != want[field]:
+    defaults = {
+        "truth_ratio_mean": "arithmetic",
+        "max_items": None,
+    }  # metadata written before these were recorded
+    for field in ("model", "split", "data_revision", "truth_ratio_mean", "max_items"):
+        if meta.get(field, defaults.get(field)) != want[field]:
             raise ClearConfigError(
-                f"the gold evaluation at {path} is for {field}={meta.get(field)!r}, this run has {want[field]!r}",
-                "score against the gold model of the same model, split and data revision (stage=gold split=...)",
+                f"the gold evaluation at {path} is for {field}={meta.get(field, defaults.get(field))!r}, "
+                f"this run has {want[field]!r}",
+                "score against a gold evaluation with the same model, split, data revision, eval.truth_ratio_mean "
+                "and eval.max_items (stage=gold with the same overrides)",
             )
     return read_records(Path(path) / "eval")

@@ -84,13 +84,72 @@ def test_gold_of_another_split_is_refused(unlearn_result, make_cfg, tmp_path: Pa
         load_gold(ctx, tmp_path)
 
 
+def test_gold_with_another_truth_ratio_mean_or_item_cap_is_refused(unlearn_result, make_cfg) -> None:
+    _, result = unlearn_result
+    gold = Path(result["gold_eval"])
+    with pytest.raises(ClearConfigError, match=r"(?s)truth_ratio_mean='arithmetic'.*'geometric'.*fix:"):
+        load_gold(Context(make_cfg("eval.truth_ratio_mean=geometric")), gold)
+    with pytest.raises(ClearConfigError, match=r"(?s)max_items=4.*this run has 3"):
+        load_gold(Context(make_cfg("eval.max_items=3")), gold)
+
+
 def test_reference_compat_mode_writes_its_own_summary(unlearn_result, make_cfg) -> None:
     from clear_lightning.run import run
 
-    result = run(make_cfg("metric_mode=reference_compat", "method=ga"))
-    assert result["summary"]["metric_mode"] == "reference_compat"
+    cfg = make_cfg("metric_mode=reference_compat", "method=ga")
+    assert cfg.eval.generation == "text_only_legacy" and cfg.eval.real_world_column == "question"
+    result = run(cfg)
+    summary = result["summary"]
+    assert summary["metric_mode"] == "reference_compat" and summary["generation"] == "text_only_legacy"
+    assert summary["compat_excluded_sets"] == ["forget_qa", "retain_qa"]
+    assert "forget_qa/probability" not in summary and summary["forget_quality"] is not None
+    records = read_records(Path(cfg.run_dir) / "eval")
+    rows = Context(cfg).source.load("clear", "real_world")
+    assert [r["question"] for r in records["real_world"]] == rows["question"][: len(records["real_world"])]
+    assert rows["question"][0] != rows["prompt"][0]  # the authors' column, not paper mode's prompt
     with pytest.raises(ClearConfigError, match="unknown metric_mode"):
         run(make_cfg("metric_mode=nope"))
+
+
+def test_text_only_legacy_generation_drops_the_image(tiny_checkpoint) -> None:
+    from clear_lightning.models.load import load_model, load_processor
+
+    model, processor = load_model(str(tiny_checkpoint)), load_processor(str(tiny_checkpoint))
+    seen = []
+    original = model.generate
+
+    def spy(**kwargs):
+        seen.append(kwargs)
+        return original(**kwargs)
+
+    model.generate = spy
+    evaluator = Evaluator(model, processor.tokenizer, ["x"], max_new_tokens=2, generation="text_only_legacy")
+    tok = processor.tokenizer
+    image = tok.convert_tokens_to_ids("<image>")
+    words = tok("USER: hi ASSISTANT:", add_special_tokens=False)["input_ids"]
+    ids = torch.tensor([[tok.bos_token_id] + [image] * 16 + words])
+    evaluator.generate(
+        {"input_ids": ids, "attention_mask": torch.ones_like(ids), "pixel_values": torch.zeros(1, 3, 32, 32)}
+    )
+    assert "pixel_values" not in seen[0]
+    assert image not in seen[0]["input_ids"][0].tolist()  # the placeholder was a special token: decoded away
+    assert tok.decode(seen[0]["input_ids"][0], skip_special_tokens=True) == tok.decode(words)
+    with pytest.raises(ValueError, match="eval.generation"):
+        Evaluator(model, tok, ["x"], generation="nope")
+
+
+def test_answer_eos_switch_changes_only_the_scored_tokens(unlearn_result, make_cfg, tiny_checkpoint) -> None:
+    from clear_lightning.models.load import load_model, load_processor
+    from clear_lightning.stages import evaluate
+
+    model, processor = load_model(str(tiny_checkpoint)), load_processor(str(tiny_checkpoint))
+    sets = "eval.sets=[forget_qa]"
+    with_eos, _ = evaluate(Context(make_cfg(sets, "eval.max_items=2")), model, processor)
+    without, _ = evaluate(
+        Context(make_cfg(sets, "eval.max_items=2", "eval.answer_eos=false")), model, processor
+    )
+    a, b = with_eos["forget_qa"][0], without["forget_qa"][0]
+    assert a["generation"] == b["generation"] and a["loss"] != b["loss"]
 
 
 def test_empty_evaluation_set_is_refused(unlearn_result, make_cfg, tmp_path: Path) -> None:

@@ -23,8 +23,7 @@ from clear_lightning.metrics.functional import (
     truth_ratio,
 )
 from clear_lightning.metrics.items import ItemResults
-from clear_lightning.metrics.reference_compat import summarize_reference_compat
-from clear_lightning.metrics.summary import leaderboard, set_group, summarize, summarize_set
+from clear_lightning.metrics.summary import leaderboard, raw_truth_ratios, set_group, summarize, summarize_set
 
 LN2, LN4, LN8, LN16 = math.log(2), math.log(4), math.log(8), math.log(16)
 
@@ -379,54 +378,6 @@ def test_leaderboard_ranks_each_modality_separately():
     assert [(r["method"], r["rank"]) for r in board] == [("c", 1), ("a", 2), ("b", 1)]
 
 
-# ---------------------------------------------------------------- reference_compat
-
-
-def _two_item_set(name: str, kind: str = "qa") -> list[dict]:
-    """Item 0: P(ŷ)=1/2, wrong 1/4,1/4 -> R=0.5; item 1: P(ŷ)=1/2, wrong 1/16,1/16 -> R=0.125."""
-    return [
-        _record(name, kind, 0, LN2, LN2, [LN4, LN4]),
-        _record(name, kind, 1, LN2, LN2, [LN16, LN16]),
-    ]
-
-
-def test_reference_compat_global_mean_truth_ratio_and_no_rouge():
-    records = {"forget_qa": _two_item_set("forget_qa"), "retain_qa": _two_item_set("retain_qa")}
-    paper = summarize(records)
-    compat = summarize_reference_compat(records, None)
-    assert compat["metric_mode"] == "reference_compat"
-    assert set(paper) <= set(compat)
-    # paper: per item R = 0.5 and 0.125 -> knowledge TR mean(0.5, 0.875) = 0.6875, TOFU mean(0.5, 0.125)
-    assert paper["retain_qa/truth_ratio"] == pytest.approx(0.6875)
-    assert paper["forget_qa/truth_ratio_tofu"] == pytest.approx(0.3125)
-    # compat: global mean perturbed loss (ln4+ln4+ln16+ln16)/4 = ln 8 -> R = exp(ln2 - ln8) = 0.25 for both
-    assert compat["retain_qa/truth_ratio"] == pytest.approx(0.75)  # max(0, 1 - 0.25)
-    assert compat["forget_qa/truth_ratio"] == pytest.approx(0.25)  # min(0.25, 4), the forget convention
-    assert compat["forget_qa/truth_ratio_tofu"] == pytest.approx(0.25)
-    # same probability and ROUGE per set, but the group metric ignores ROUGE (2/3 here)
-    assert compat["retain_qa/probability"] == paper["retain_qa/probability"] == pytest.approx(0.5)
-    assert compat["retain_qa/rougeL_recall"] == paper["retain_qa/rougeL_recall"] == pytest.approx(2 / 3)
-    assert compat["retain_metric"] == pytest.approx(2 / (1 / 0.5 + 1 / 0.75))  # hmean(prob, TR) = 0.6
-    assert paper["retain_metric"] == pytest.approx(3 / (1 / (2 / 3) + 1 / 0.5 + 1 / 0.6875))
-    assert compat["forget_metric"] == pytest.approx(2 / (1 / 0.5 + 1 / 0.25))
-
-
-def test_reference_compat_first_rows_and_js_forget_quality():
-    gold = {"forget_qa": _two_item_set("forget_qa")}
-    assert summarize_reference_compat(gold, gold)["forget_quality"] == pytest.approx(1.0)
-    model = {"forget_qa": [dict(r) for r in reversed(gold["forget_qa"])]}  # other order: aligned by id
-    model["forget_qa"][0]["loss_paraphrased"] = LN4  # item 1 now has P(ŷ) = 1/4
-    # model: L̄' = ln 8, t = 1/R = exp(ln8 - loss_ŷ) = [8/2, 8/4] for items [0, 1]; gold: t = [4, 4]
-    p, q = np.array([4.0, 2.0]) / 6, np.array([0.5, 0.5])
-    m = (p + q) / 2
-    js = math.sqrt((np.sum(p * np.log(p / m)) + np.sum(q * np.log(q / m))) / 2)
-    compat = summarize_reference_compat(model, gold)
-    assert compat["forget_quality"] == pytest.approx(1 - js)
-    assert compat["log_forget_quality"] == pytest.approx(math.log(ks_2samp([4.0, 2.0], [4.0, 4.0]).pvalue))
-    truncated = summarize_reference_compat({"retain_qa": _two_item_set("retain_qa") * 2}, None, max_rows=3)
-    assert truncated["retain_qa/n"] == 3
-
-
 def _gloo_worker(rank: int, port: int, queue) -> None:
     """One rank of a real 2-process gloo group; rank 1 holds a DistributedSampler-style duplicate of item 0."""
     import torch.distributed as dist
@@ -463,3 +414,13 @@ def test_item_results_real_gloo_sync():
     assert results[0] == results[1]
     assert [r["index"] for r in results[0]] == [0, 1, 2]
     assert [r["losses_perturbed"] for r in results[0]] == [[1.0, 2.0], [5.0, 6.0, 7.0], [3.0, 4.0]]
+
+
+def test_forget_quality_per_forget_set_is_scipy_ks_on_that_set():
+    model, gold = _records(scale=2.0), _records()
+    summary = summarize(model, gold)
+    for name in ("forget_qa", "forget_face_name"):
+        expected = ks_2samp(raw_truth_ratios(model[name]), raw_truth_ratios(gold[name])).pvalue
+        assert summary[f"forget_quality/{name}"] == pytest.approx(expected)
+        assert summary[f"log_forget_quality/{name}"] == pytest.approx(math.log(expected))
+    assert "forget_quality/retain_qa" not in summary

@@ -66,6 +66,7 @@ class CLEARDataModule(L.LightningDataModule):
         prompt_seed: int = 0,
         num_workers: int = 0,
         text_only: bool = False,
+        real_world_column: str = "prompt",
     ):
         super().__init__()
         if train_on is not None and train_on not in TRAIN_SETS:
@@ -85,7 +86,7 @@ class CLEARDataModule(L.LightningDataModule):
         self.eval_sets, self.max_eval_items = tuple(eval_sets), max_eval_items
         self.idk_answers, self.num_workers = tuple(idk_answers), num_workers
         self.replay_prior, self.image_tasks = replay_prior, tuple(image_tasks)
-        self.text_only = text_only
+        self.text_only, self.real_world_column = text_only, real_world_column
         self._eval: dict[str, list[Example]] | None = None
 
     # --- training ---------------------------------------------------------------------------
@@ -180,7 +181,7 @@ class CLEARDataModule(L.LightningDataModule):
                 if self.text_only and is_visual_set(name):
                     log.warning("skipping evaluation set %s: the model is text-only", name)
                     continue
-                items = eval_examples(self.source, name, self.split, self.prompt_seed)
+                items = eval_examples(self.source, name, self.split, self.prompt_seed, self.real_world_column)
                 if self.max_eval_items:
                     items = items[: self.max_eval_items]
                 self._eval[name] = items

@@ -36,6 +36,9 @@ class Example:
     image: Any = None  # PIL image or None for text rows
     paraphrased: str | None = None
     perturbed: tuple[str, ...] = ()
+    # multiple choice: whether the dataset listed the answer among the options (paper mode never scores it
+    # twice; reference_compat scores every listed option, as the authors did)
+    answer_listed: bool = False
 
     @property
     def modality(self) -> str:
@@ -111,8 +114,27 @@ def _without(answer: str, options: Sequence[str]) -> tuple[str, ...]:
     return tuple(o for o in options if o.strip() != answer.strip())
 
 
-def eval_examples(source: SnapshotSource, set_name: str, split: str, seed: int) -> list[Example]:
-    """The items of one evaluation set (SPEC §6), e.g. `forget_qa` for split `forget10`."""
+def _listed(answer: str, options: Sequence[str]) -> bool:
+    return any(o.strip() == answer.strip() for o in options)
+
+
+REAL_WORLD_COLUMNS = ("prompt", "question")
+
+
+def eval_examples(
+    source: SnapshotSource, set_name: str, split: str, seed: int, real_world_column: str = "prompt"
+) -> list[Example]:
+    """The items of one evaluation set (SPEC §6), e.g. `forget_qa` for split `forget10`.
+
+    `real_world_column`: `prompt` (question + lettered options, paper mode) or `question` (the authors' code).
+    """
+    if real_world_column not in REAL_WORLD_COLUMNS:
+        from ..errors import ClearConfigError
+
+        raise ClearConfigError(
+            f"unknown eval.real_world_column '{real_world_column}'",
+            f"use one of {', '.join(REAL_WORLD_COLUMNS)}",
+        )
     group, _, task = set_name.partition("_")
     perturbed_config = f"{split}_perturbed" if group == "forget" else "retain_perturbed"
     if group in ("forget", "retain") and task == "qa":
@@ -157,6 +179,7 @@ def eval_examples(source: SnapshotSource, set_name: str, split: str, seed: int) 
                 r["image"],
                 None,
                 _without(r["name"], r["perturbed_names"]),
+                _listed(r["name"], r["perturbed_names"]),
             )
             for i, r in enumerate(rows)
         ]
@@ -172,6 +195,7 @@ def eval_examples(source: SnapshotSource, set_name: str, split: str, seed: int) 
                 r["image"],
                 None,
                 _without(r["answer"], r["options"]),
+                _listed(r["answer"], r["options"]),
             )
             for i, r in enumerate(rows)
         ]
@@ -182,11 +206,12 @@ def eval_examples(source: SnapshotSource, set_name: str, split: str, seed: int) 
                 f"{set_name}/{i}",
                 set_name,
                 "multiple_choice",
-                r["prompt"],
+                r[real_world_column],
                 r["answer"],
                 r["image"],
                 None,
                 _without(r["answer"], r["options"]),
+                _listed(r["answer"], r["options"]),
             )
             for i, r in enumerate(rows)
         ]
@@ -202,6 +227,7 @@ def eval_examples(source: SnapshotSource, set_name: str, split: str, seed: int) 
                 None,
                 None,
                 _without(r["answer"], r["perturbed_answer"]),
+                _listed(r["answer"], r["perturbed_answer"]),
             )
             for i, r in enumerate(rows)
         ]

@@ -17,10 +17,18 @@ from ..methods import losses
 from ..metrics.functional import rouge_l_recall, score_record
 from ..metrics.items import ItemResults
 
+GENERATION_MODES = ("image", "text_only_legacy")
+
 
 class Evaluator(L.LightningModule):
     """Scores a model without training it: losses of answer/paraphrase/perturbations and a greedy
-    generation given the image; numeric results sync across ranks and de-duplicate by item index."""
+    generation; numeric results sync across ranks and de-duplicate by item index.
+
+    `generation="image"` (paper mode) continues the exact prompt ids with the image inputs;
+    `"text_only_legacy"` reproduces the authors' evaluator (mm/eval.py `get_all_evals`): the prompt is decoded to
+    text without special tokens (so without the image placeholder), re-tokenised with the tokenizer's special
+    tokens and generated from without any image input.
+    """
 
     def __init__(
         self,
@@ -29,8 +37,12 @@ class Evaluator(L.LightningModule):
         set_names: Sequence[str],
         max_new_tokens: int = 32,
         truth_ratio_mean: str = "arithmetic",
+        generation: str = "image",
     ):
+        if generation not in GENERATION_MODES:
+            raise ValueError(f"eval.generation '{generation}': use one of {', '.join(GENERATION_MODES)}")
         super().__init__()
+        self.generation = generation
         self.model, self.tokenizer = model, tokenizer
         self.set_names = list(set_names)
         self.max_new_tokens, self.truth_ratio_mean = max_new_tokens, truth_ratio_mean
@@ -76,6 +88,8 @@ class Evaluator(L.LightningModule):
     @torch.no_grad()
     def generate(self, prompts: dict[str, Tensor | None]) -> list[str]:
         """Greedy decoding continuing the exact prompt ids used in training, with the image inputs."""
+        if self.generation == "text_only_legacy":
+            prompts = self._text_only_prompts(prompts)
         out = self.model.generate(
             input_ids=prompts["input_ids"],
             attention_mask=prompts["attention_mask"],
@@ -86,6 +100,24 @@ class Evaluator(L.LightningModule):
         )
         new = out[:, prompts["input_ids"].shape[1] :]
         return [t.strip() for t in self.tokenizer.batch_decode(new, skip_special_tokens=True)]
+
+    def _text_only_prompts(self, prompts: dict[str, Tensor | None]) -> dict[str, Tensor | None]:
+        """The authors' round trip: decode (dropping special tokens, hence the image), re-encode, left-pad."""
+        ids, mask = prompts["input_ids"], prompts["attention_mask"]
+        texts = [
+            self.tokenizer.decode(row[m.bool()], skip_special_tokens=True)
+            for row, m in zip(ids, mask, strict=True)
+        ]
+        side = self.tokenizer.padding_side
+        self.tokenizer.padding_side = "left"
+        try:
+            enc = self.tokenizer(texts, add_special_tokens=True, padding=True, return_tensors="pt")
+        finally:
+            self.tokenizer.padding_side = side
+        return {
+            "input_ids": enc["input_ids"].to(ids.device),
+            "attention_mask": enc["attention_mask"].to(ids.device),
+        }
 
     def on_test_epoch_end(self) -> None:
         for name in self.set_names:
@@ -140,4 +172,6 @@ def _record(row: dict[str, Any], example: Any, generation: str, truth_ratio_mean
         "losses_perturbed": row["losses_perturbed"],
         "rougeL_recall": row["rougeL_recall"],
     }
+    if example.kind in ("face_name", "multiple_choice"):
+        record["answer_in_options"] = example.answer_listed  # reference_compat scores it as one more option
     return score_record(record, truth_ratio_mean=truth_ratio_mean)

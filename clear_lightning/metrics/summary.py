@@ -98,7 +98,16 @@ def summarize(
     if gold_records_by_set is not None:
         model_r, gold_r = forget_truth_ratios(records_by_set, gold_records_by_set)
         if model_r and gold_r:
+            # SPEC §6: the pooled KS test over every forget set (what the leaderboard reports) ...
             out["forget_quality"], out["log_forget_quality"] = forget_quality(model_r, gold_r)
+        for name in sorted(
+            n for n in records_by_set if set_group(n) == "forget" and gold_records_by_set.get(n)
+        ):
+            # ... and one per forget set: the pooled p-value depends on the mix of set sizes
+            fq, log_fq = forget_quality(
+                raw_truth_ratios(records_by_set[name]), raw_truth_ratios(gold_records_by_set[name])
+            )
+            out[f"forget_quality/{name}"], out[f"log_forget_quality/{name}"] = fq, log_fq
     return out
 
 
