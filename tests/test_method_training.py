@@ -234,8 +234,8 @@ def test_rmu_direction_is_a_seeded_unit_buffer(make_cfg, tiny) -> None:
     assert a.layer == 0 and a.direction.norm().item() == pytest.approx(1.0)  # layers[0], 0-based
     assert torch.equal(a.direction, b.direction) and not torch.equal(a.direction, c.direction)
     assert "direction" in dict(a.named_buffers())
-    with pytest.raises(ValueError, match="outside 0..0"):
-        type(a)(copy.deepcopy(tiny["model"]), layer=1)  # the last layer is only exposed after the final norm
+    with pytest.raises(ValueError, match="outside 0..1"):
+        type(a)(copy.deepcopy(tiny["model"]), layer=2)
 
 
 def test_rmu_auto_steering_coefficient(make_cfg, tiny) -> None:

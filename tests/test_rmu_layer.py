@@ -13,7 +13,7 @@ from clear_lightning.methods import losses
 from clear_lightning.methods.rmu import RepresentationMisdirection, position_mask
 from clear_lightning.models.tiny import TinyLlavaSpec, build_model, text_config, train_tokenizer
 
-LAYERS = 3  # layers 0 and 1 are valid; 2, the last, is only exposed after the final norm
+LAYERS = 3  # layers 0, 1 and 2 are valid; hidden_states[3] is the final-normed output, not layers[2]'s
 SPEC = TinyLlavaSpec(hidden_size=32, intermediate_size=64, num_layers=LAYERS, vocab_size=300)
 LORA = {
     "llama": {"r": 4, "lora_alpha": 8, "target_modules": r".*layers.*\.(q_proj|v_proj)"},
@@ -63,7 +63,7 @@ def _model(tokenizer, kind: str) -> torch.nn.Module:
 @pytest.mark.parametrize("kind", ["llama", "llava"])
 def test_rmu_layer_is_the_output_of_decoder_layer_k(tokenizer, kind: str) -> None:
     batch = _batch(tokenizer, image=kind == "llava")
-    for k in range(LAYERS - 1):
+    for k in range(LAYERS):
         rmu = RepresentationMisdirection(_model(tokenizer, kind), layer=k, lora_config=LORA[kind])
         layers = rmu.model.get_base_model().get_decoder().layers
         seen: dict[int, torch.Tensor] = {}
@@ -81,14 +81,17 @@ def test_rmu_layer_is_the_output_of_decoder_layer_k(tokenizer, kind: str) -> Non
                 h = rmu.hidden(batch, reference=reference)
                 assert torch.equal(h, seen[k])  # the authors' `layers[k]` hook, Li et al.'s layer_id=k
                 assert not any(torch.equal(h, seen[j]) for j in seen if j != k)
+            if k < LAYERS - 1:  # = transformers' hidden_states[k + 1] (index 0 is the embeddings)
+                states = rmu.reference_forward(batch, output_hidden_states=True).hidden_states
+                assert torch.equal(rmu.hidden(batch, reference=True), states[k + 1])
         finally:
             for hook in hooks:
                 hook.remove()
 
 
 def test_rmu_layer_range_is_checked(tokenizer) -> None:
-    for bad in (-1, LAYERS - 1, LAYERS):
-        with pytest.raises(ValueError, match=rf"rmu layer {bad} outside 0..{LAYERS - 2}"):
+    for bad in (-1, LAYERS):
+        with pytest.raises(ValueError, match=rf"rmu layer {bad} outside 0..{LAYERS - 1}"):
             RepresentationMisdirection(_model(tokenizer, "llama"), layer=bad, lora_config=LORA["llama"])
 
 

@@ -34,9 +34,10 @@ class RepresentationMisdirection(UnlearningModule):
     """‖h_ℓ(forget) − c·u‖² + α‖h_ℓ(retain) − h_ℓ⁰(retain)‖².
 
     Layer: `layer` is a 0-based decoder layer index and h_ℓ the output of `layers[layer]`, as the CLEAR
-    authors' `model.layers[7]` hook and Li et al.'s `layer_id=7`; read as transformers'
-    `hidden_states[layer + 1]` (index 0 is the embeddings), so no module path is hard-coded. The last
-    decoder layer is refused: its `hidden_states` entry is the final-normed output, not the layer's.
+    authors' `model.layers[7]` hook and Li et al.'s `layer_id=7` (= transformers' `hidden_states[layer + 1]`
+    for every layer but the last, whose `hidden_states` entry is the final-normed output). It is captured
+    with a forward hook on the language model's `get_decoder().layers[layer]`, so no module path is
+    hard-coded and no other layer's activations are kept.
     Reduction: "mean" (default) averages the squared error over the hidden size, as Li et al.'s
     `F.mse_loss` and OpenUnlearning; "sum" (the earlier behaviour) is d× larger, which makes any added term
     (the ℓ1 regulariser) d× weaker. Either way c is the target's norm and α the retain/forget ratio:
@@ -65,11 +66,10 @@ class RepresentationMisdirection(UnlearningModule):
         **kwargs: Any,
     ):
         text_config = model.config.get_text_config()
-        last = text_config.num_hidden_layers - 2
+        last = text_config.num_hidden_layers - 1
         if not 0 <= layer <= last:
             raise ValueError(
-                f"rmu layer {layer} outside 0..{last}: a 0-based decoder layer index (the authors' layers[7] is 7;"
-                f" the last layer, {last + 1}, is only exposed after the final norm)"
+                f"rmu layer {layer} outside 0..{last}: a 0-based decoder layer index (the authors' layers[7] is 7)"
             )
         if positions not in POSITIONS:
             raise ValueError(f"rmu positions '{positions}': use one of {', '.join(POSITIONS)}")
@@ -89,9 +89,18 @@ class RepresentationMisdirection(UnlearningModule):
         return position_mask(batch["labels"], batch["attention_mask"], self.positions)
 
     def hidden(self, batch: dict[str, Any], reference: bool = False) -> Tensor:
-        """The output of decoder layer `layer` (0-based) = hidden_states[layer + 1]."""
-        forward = self.reference_forward if reference else self
-        return forward(batch, output_hidden_states=True).hidden_states[self.layer + 1]
+        """The output of decoder layer `layer` (0-based), captured by a forward hook during the forward."""
+        captured: list[Tensor] = []
+
+        def keep(module: torch.nn.Module, args: Any, output: Any) -> None:
+            captured.append(output[0] if isinstance(output, tuple) else output)
+
+        handle = self.model.get_decoder().layers[self.layer].register_forward_hook(keep)
+        try:
+            (self.reference_forward if reference else self)(batch)
+        finally:
+            handle.remove()
+        return captured[0]
 
     @torch.no_grad()
     def _calibrate(self, forget: dict[str, Any]) -> None:
