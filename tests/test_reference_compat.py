@@ -150,3 +150,24 @@ def test_first_300_rows_and_alignment_by_index():
     compat = summarize_reference_compat({"forget_caption": rows}, {"forget_caption": rows[::-1]})
     assert compat["forget_caption/n"] == 300
     assert compat["forget_quality"] == pytest.approx(1.0)  # gold in reverse order is aligned by index
+
+
+def test_export_writes_the_authors_files(tmp_path):
+    import json
+
+    from clear_lightning.evaluation.records import write_records
+    from clear_lightning.metrics.reference_compat import export_authors_layout
+
+    write_records(tmp_path / "run" / "eval", _table_records(0))
+    files = export_authors_layout(str(tmp_path / "run"), str(tmp_path / "out"))
+    aggregated = json.loads((tmp_path / "out" / "eval_log_aggregated.json").read_text())
+    assert files == sorted(aggregated) == sorted(file for file, _ in AUTHORS_TASKS.values())
+    task = aggregated["eval_log_forget.json"]
+    assert set(task) == {
+        "avg_gt_loss",
+        "avg_paraphrased_loss",
+        "average_perturb_loss",
+        "generated_text",
+        "rougeL_recall",
+    }
+    assert list(task["avg_gt_loss"]) == [str(i) for i in range(7)]

@@ -193,3 +193,30 @@ def forget_caption_truth_ratios(
     if not all(math.isfinite(model_t[k]) and math.isfinite(gold_t[k]) for k in common):
         raise ValueError("reference_compat forget quality: non-finite truth ratios on the forget captions")
     return np.asarray([model_t[k] for k in common]), np.asarray([gold_t[k] for k in common])
+
+
+def export_authors_layout(run_dir: str, out_dir: str, max_rows: int = 300) -> list[str]:
+    """Write a run's `eval/*.jsonl` as the authors' `eval_log_aggregated.json` (plus one file per task), so their
+    `mm/calculate_metrics.py` can be run on exactly our per-item losses."""
+    import json
+    from pathlib import Path
+
+    from clear_lightning.evaluation.records import read_records
+
+    logs = authors_eval_logs(read_records(Path(run_dir) / "eval"), max_rows)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "eval_log_aggregated.json").write_text(json.dumps(logs, indent=1))
+    for file, task in logs.items():
+        (out / file).write_text(json.dumps(task, indent=1))
+    return sorted(logs)
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="export a run's records in the authors' raw-log layout")
+    parser.add_argument("run_dir", help="a run directory (with eval/*.jsonl) or a stored evaluation artifact")
+    parser.add_argument("out_dir", help="where eval_log_aggregated.json and the per-task files go")
+    args = parser.parse_args()
+    print("\n".join(export_authors_layout(args.run_dir, args.out_dir)))
