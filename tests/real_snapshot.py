@@ -3,6 +3,9 @@
 Every config name and column of SPEC §2, a few rows each and tiny images, in the hub layout (a README with a
 `configs:` block + parquet files), so the real-data path (`data=clear data.path=...`) is exercised on files
 our own generator did not write. `drop_configs` / `drop_columns` make broken snapshots for error tests.
+As in TOFU, the QA of one person is a block of consecutive rows (QA_PER_PERSON here, 20 in TOFU), in the order
+in which CLEAR lists the persons' images. `holdout=True` adds TOFU's optional `holdout01/05/10` configs in
+TOFU's layout (question, answer; authors that are in no other config); CLEAR has no holdout persons.
 """
 
 from __future__ import annotations
@@ -19,6 +22,18 @@ PERSONS = ["Basil Mahfouz Al-Kuwaiti", "Nikolai Abilov", "Hina Ameen", "Jaime Va
 FORGET = {"forget01": PERSONS[:2], "forget05": PERSONS[:2], "forget10": PERSONS[:3]}
 RETAIN = {"retain99": PERSONS[2:], "retain95": PERSONS[2:], "retain90": PERSONS[3:]}
 CELEBRITIES = ["Ada Lovelace", "Alan Turing", "Grace Hopper"]
+# never trained on: in no full / forgetNN / retainNN config; holdoutNN is as large as forgetNN
+HOLDOUT_PERSONS = ["Ingrid Solberg", "Tomas Ferreira", "Aysel Karimova"]
+HOLDOUT = {
+    "holdout01": HOLDOUT_PERSONS[:2],
+    "holdout05": HOLDOUT_PERSONS[:2],
+    "holdout10": HOLDOUT_PERSONS[:3],
+}
+QA_PER_PERSON = 2
+
+
+def _index(name: str) -> int:
+    return (PERSONS + HOLDOUT_PERSONS).index(name)
 
 
 def _png(colour: tuple[int, int, int], size: int = 12) -> dict:
@@ -49,16 +64,17 @@ def _image_rows(persons: Iterable[str]) -> list[dict]:
 
 
 def _qa_rows(persons: Iterable[str]) -> list[dict]:
-    return [
-        {"question": f"Where was {name} born?", "answer": f"{name} was born in city {PERSONS.index(name)}."}
-        for name in persons
-    ] + [
-        {
-            "question": f"What does {name} write?",
-            "answer": f"{name} writes novels number {PERSONS.index(name)}.",
-        }
-        for name in persons
-    ]
+    """QA_PER_PERSON consecutive rows per person, as TOFU groups each author's questions."""
+    rows = []
+    for name in persons:
+        rows += [
+            {"question": f"Where was {name} born?", "answer": f"{name} was born in city {_index(name)}."},
+            {
+                "question": f"What does {name} write?",
+                "answer": f"{name} writes novels number {_index(name)}.",
+            },
+        ]
+    return rows
 
 
 def _perturbed_images(persons: Iterable[str]) -> list[dict]:
@@ -125,7 +141,7 @@ def clear_tables() -> dict[str, list[dict]]:
     return tables
 
 
-def tofu_tables() -> dict[str, list[dict]]:
+def tofu_tables(holdout: bool = False) -> dict[str, list[dict]]:
     tables = {"full": _qa_rows(PERSONS)}
     for split, persons in {**FORGET, **RETAIN}.items():
         tables[split] = _qa_rows(persons)
@@ -141,6 +157,9 @@ def tofu_tables() -> dict[str, list[dict]]:
             for i in range(3)
         ]
     )
+    if holdout:
+        for split, persons in HOLDOUT.items():
+            tables[split] = _qa_rows(persons)
     return tables
 
 
@@ -185,8 +204,9 @@ def write_snapshot(
     return root
 
 
-def write_real_like(root: Path, **broken: dict) -> tuple[Path, Path]:
-    """CLEAR and TOFU snapshot directories under root; `clear={...}` / `tofu={...}` pass breakage options."""
+def write_real_like(root: Path, holdout: bool = False, **broken: dict) -> tuple[Path, Path]:
+    """CLEAR and TOFU snapshot directories under root; `clear={...}` / `tofu={...}` pass breakage options;
+    `holdout=True` gives TOFU its holdout01/05/10 configs."""
     clear = write_snapshot(root / "CLEAR", clear_tables(), **broken.get("clear", {}))
-    tofu = write_snapshot(root / "TOFU", tofu_tables(), **broken.get("tofu", {}))
+    tofu = write_snapshot(root / "TOFU", tofu_tables(holdout), **broken.get("tofu", {}))
     return clear, tofu

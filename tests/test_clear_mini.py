@@ -27,6 +27,7 @@ _MIX = ["image", "caption", "question", "answer"]
 _PIMG = _IMG + ["paraphrased_caption", "perturbed_captions", "perturbed_names"]
 _PQA = ["question", "answer", "paraphrased_answer", "perturbed_answer"]
 _SPLITS = ["forget01", "forget05", "forget10", "retain99", "retain95", "retain90"]
+_HOLDOUTS = ["holdout01", "holdout05", "holdout10"]  # TOFU's holdout configs (+ our _perturbed additions)
 CLEAR_CONFIGS = {
     "full": _IMG,
     **dict.fromkeys(_SPLITS, _IMG),
@@ -35,6 +36,7 @@ CLEAR_CONFIGS = {
     **{f"{s}_perturbed": _PIMG for s in ("forget01", "forget05", "forget10", "retain")},
     "real_faces": ["image", "answer", "options"],
     "real_world": ["image", "question", "answer", "prompt", "options"],
+    **{f"{s}_perturbed": _PIMG for s in _HOLDOUTS},
 }
 TOFU_CONFIGS = {
     "full": ["question", "answer"],
@@ -43,6 +45,8 @@ TOFU_CONFIGS = {
         f"{s}_perturbed": _PQA
         for s in ("forget01", "forget05", "forget10", "retain", "real_authors", "world_facts")
     },
+    **{s: ["question", "answer"] for s in _HOLDOUTS},
+    **{f"{s}_perturbed": _PQA for s in _HOLDOUTS},
 }
 PRIOR_CONFIGS = {
     "faces": ["image", "answer", "question"],
@@ -246,9 +250,11 @@ def test_perturbed_qa_rows(small: dict[str, Path]) -> None:
 def test_names_are_unique(small: dict[str, Path]) -> None:
     persons = sorted(set(_load(small["clear"], "full")["name"]))
     celebrities = sorted(set(_load(small["clear"], "real_faces")["answer"]))
+    holdout = sorted(set(_load(small["clear"], "holdout10_perturbed")["name"]))
     assert len(persons) == SMALL.num_persons and len(celebrities) == SMALL.num_celebrities
-    parts = [p for n in persons + celebrities for p in n.split()]
-    assert len(parts) == len(set(parts)) == 2 * (SMALL.num_persons + SMALL.num_celebrities)
+    assert len(holdout) == SMALL.num_holdout_persons == forget_person_count(SMALL.num_persons, 10)
+    parts = [p for n in persons + celebrities + holdout for p in n.split()]
+    assert len(parts) == len(set(parts)) == 2 * (len(persons) + len(celebrities) + len(holdout))
 
 
 def test_multiple_choice_sets(small: dict[str, Path]) -> None:
@@ -309,7 +315,8 @@ def test_regenerating_in_place_replaces_and_is_not_served_stale(tmp_path: Path) 
     )
 
 
-@pytest.mark.parametrize("fail_at", [3, 18])  # inside TOFU (written first); inside CLEAR (after TOFU, PRIOR)
+# inside TOFU (written first: 19 configs); inside CLEAR (after TOFU and PRIOR's 4)
+@pytest.mark.parametrize("fail_at", [3, 26])
 def test_interrupted_generation_leaves_old_snapshots_or_none(
     fail_at: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

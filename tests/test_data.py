@@ -129,12 +129,23 @@ def test_grouped_batches_never_mix_modalities_and_split_across_ranks() -> None:
 
 def test_evaluation_sets_have_paraphrase_and_wrong_options(source: SnapshotSource) -> None:
     dm = CLEARDataModule(
-        source, _Encoder(), eval_sets=["forget_qa", "forget_face_name", "real_faces", "real_world"]
+        source,
+        _Encoder(),
+        eval_sets=[
+            "forget_qa",
+            "forget_face_name",
+            "real_faces",
+            "real_world",
+            "holdout_qa",
+            "holdout_face_name",
+        ],
     )
     sets = dm.evaluation_sets()
-    qa = sets["forget_qa"][0]
-    assert qa.paraphrased and len(qa.perturbed) == 5
-    for name in ("forget_face_name", "real_faces", "real_world"):
+    assert dm.skipped_sets == {}
+    for name in ("forget_qa", "holdout_qa"):
+        qa = sets[name][0]
+        assert qa.paraphrased and len(qa.perturbed) == 5 and qa.person == f"{name.split('_')[0]}/0"
+    for name in ("forget_face_name", "real_faces", "real_world", "holdout_face_name"):
         for ex in sets[name]:
             assert (
                 ex.answer not in ex.perturbed and ex.image is not None

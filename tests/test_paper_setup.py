@@ -166,9 +166,12 @@ def test_text_track_runs_and_reports_skipped_visual_sets(make_cfg, tmp_path) -> 
         "retain_face_name",
         "real_faces",
         "real_world",
+        "holdout_caption",
+        "holdout_face_name",
     }
     assert all("text-only" in why for why in summary["skipped_sets"].values())
-    assert sorted(p.stem for p in (Path(cfg.run_dir) / "eval").glob("*.jsonl")) == ["forget_qa", "retain_qa"]
+    jsonl = sorted(p.stem for p in (Path(cfg.run_dir) / "eval").glob("*.jsonl"))
+    assert jsonl == ["forget_qa", "holdout_qa", "retain_qa"]
 
 
 def test_text_only_model_refuses_visual_forgetting(make_cfg, tmp_path) -> None:

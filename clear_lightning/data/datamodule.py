@@ -1,4 +1,5 @@
-"""The LightningDataModule: forget / retain / IDK training streams and one loader per evaluation set."""
+"""The LightningDataModule: forget / retain / IDK training streams, the holdout split (persons never trained on)
+and one loader per evaluation set."""
 
 from __future__ import annotations
 
@@ -20,7 +21,17 @@ from .batching import (
     StreamCollator,
 )
 from .encoding import ExampleEncoder
-from .examples import Example, eval_examples, is_visual_set, prior_examples, training_examples
+from .examples import (
+    Example,
+    SetUnavailableError,
+    eval_examples,
+    holdout_examples,
+    is_visual_set,
+    prior_examples,
+    training_examples,
+    unavailable_reason,
+)
+from .schema import holdout_config
 from .source import SnapshotSource
 
 log = logging.getLogger(__name__)
@@ -45,6 +56,10 @@ class CLEARDataModule(L.LightningDataModule):
     what it knew through a LoRA fine-tune at lr 1e-5, a 1 M-parameter model fully fine-tuned at 3e-3 does not.
     `text_only=True` (Llama-2 / Mistral, the text track) keeps the text rows of every set and skips the visual
     evaluation sets (the summary lists every requested set that was not evaluated).
+    The holdout split (`holdout_examples`, the `holdout_*` evaluation sets) holds persons that no training set
+    contains, as many as the forget set has (`holdoutNN` for `forgetNN`); a source without them (the real
+    CLEAR has none) skips those sets. `skipped_sets` maps every requested set that `evaluation_sets` left out
+    to the reason.
     """
 
     def __init__(
@@ -88,6 +103,7 @@ class CLEARDataModule(L.LightningDataModule):
         self.replay_prior, self.image_tasks = replay_prior, tuple(image_tasks)
         self.text_only, self.real_world_column = text_only, real_world_column
         self._eval: dict[str, list[Example]] | None = None
+        self._skipped: dict[str, str] | None = None
 
     # --- training ---------------------------------------------------------------------------
     def forget_examples(self) -> list[Example]:
@@ -115,6 +131,27 @@ class CLEARDataModule(L.LightningDataModule):
                 self.source, f"{self.retain_split}+tofu", self.prompt_seed, "retain", self.image_tasks
             )
         )
+
+    @property
+    def holdout_split(self) -> str:
+        """`holdoutNN` for split `forgetNN`: holdout persons as many as forget persons."""
+        return holdout_config(self.split)
+
+    def holdout_examples(self) -> list[Example]:
+        """The holdout persons' rows of the forget modalities (text QA; captions / face-name where the data has
+        holdout images), never trained on: the non-members of membership inference (SPEC §10), to compare
+        with `forget_examples`. Raises `ClearConfigError` when the data has no holdout persons."""
+        try:
+            rows = holdout_examples(self.source, self.split, self.prompt_seed, self.image_tasks)
+        except SetUnavailableError as err:
+            raise ClearConfigError(err.problem, err.fix) from err
+        rows = [r for r in self._usable(rows) if r.modality in self.modalities]
+        if not rows:
+            raise ClearConfigError(
+                f"the holdout persons of split={self.split} have no rows of modalities {list(self.modalities)}",
+                "the real CLEAR has no holdout images: use modality=text, or data=clear_mini",
+            )
+        return rows
 
     def _usable(self, rows: list[Example]) -> list[Example]:
         return [r for r in rows if r.modality == "text"] if self.text_only else rows
@@ -174,18 +211,33 @@ class CLEARDataModule(L.LightningDataModule):
 
     # --- evaluation -------------------------------------------------------------------------
     def evaluation_sets(self) -> dict[str, list[Example]]:
-        """Evaluation items per set; visual sets are skipped (and said so) for a text-only model."""
+        """Evaluation items per set; visual sets are skipped for a text-only model, and holdout sets where the
+        data has no holdout persons; `skipped_sets` says which and why."""
         if self._eval is None:
-            self._eval = {}
+            self._eval, skipped = {}, self.skipped_sets
             for name in self.eval_sets:
-                if self.text_only and is_visual_set(name):
-                    log.warning("skipping evaluation set %s: the model is text-only", name)
+                if name in skipped:
+                    log.warning("skipping evaluation set %s: %s", name, skipped[name])
                     continue
                 items = eval_examples(self.source, name, self.split, self.prompt_seed, self.real_world_column)
                 if self.max_eval_items:
                     items = items[: self.max_eval_items]
                 self._eval[name] = items
         return self._eval
+
+    @property
+    def skipped_sets(self) -> dict[str, str]:
+        """{set: reason} for every requested evaluation set that `evaluation_sets` leaves out (visual sets for a
+        text-only model, holdout sets where the data has no holdout persons). Cheap: builds no items."""
+        if self._skipped is None:
+            reasons = {name: self._skip_reason(name) for name in self.eval_sets}
+            self._skipped = {name: why for name, why in reasons.items() if why is not None}
+        return dict(self._skipped)
+
+    def _skip_reason(self, name: str) -> str | None:
+        if self.text_only and is_visual_set(name):
+            return "visual set: the model is text-only"
+        return unavailable_reason(self.source, name, self.split)
 
     def test_dataloader(self) -> list[DataLoader]:
         """One loader per set; under several processes each rank scores a shard (padded by repeating

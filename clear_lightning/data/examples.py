@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from ..errors import ClearConfigError
+from .schema import holdout_config
 from .source import SnapshotSource
 
 FACE_NAME_PROMPT = "The name of the person on the image is"  # SPEC §3
@@ -39,6 +41,9 @@ class Example:
     # multiple choice: whether the dataset listed the answer among the options (paper mode never scores it
     # twice; reference_compat scores every listed option, as the authors did)
     answer_listed: bool = False
+    # the unit a person-level bootstrap resamples: for forget/retain/holdout sets the person (the same id in the
+    # group's QA, caption and face-name sets), for real_faces the celebrity, for other sets the item itself
+    person: str | None = None
 
     @property
     def modality(self) -> str:
@@ -70,8 +75,6 @@ def training_examples(
     ("The name of the person on the image is" → name, the authors' recognition mode)."""
     unknown = set(image_tasks) - set(IMAGE_TASKS)
     if unknown:
-        from ..errors import ClearConfigError
-
         raise ClearConfigError(
             f"unknown image task(s) {sorted(unknown)}", f"use data.image_tasks from {IMAGE_TASKS}"
         )
@@ -119,6 +122,94 @@ def _listed(answer: str, options: Sequence[str]) -> bool:
 
 
 REAL_WORLD_COLUMNS = ("prompt", "question")
+PERSON_GROUPS = ("forget", "retain", "holdout")  # sets whose items belong to persons of the fictitious world
+
+
+class SetUnavailableError(ClearConfigError):
+    """An optional evaluation set the data source cannot provide (e.g. holdout persons in the real CLEAR);
+    the data module skips such a set and records why (`CLEARDataModule.skipped_sets`)."""
+
+
+def person_of_qa_row(group: str, row: int, qa_per_person: int) -> str:
+    """TOFU rows carry no name: a config lists its persons' QA in consecutive blocks of `qa_per_person` rows."""
+    return f"{group}/{row // qa_per_person}"
+
+
+def persons_of_names(group: str, names: Sequence[str]) -> list[str]:
+    """Image rows carry a name: the k-th distinct name (in order of first appearance) is the config's k-th
+    person, the same k as its k-th block of TOFU QA rows. CLEAR-mini writes both in one person order (tested).
+    For the real data this is an assumption, not checked here: therem/CLEAR's `<split>_perturbed` lists the same
+    persons as TOFU's config of that name, in TOFU's order, with no person missing (rows may be)."""
+    order: dict[str, int] = {}
+    return [f"{group}/{order.setdefault(n, len(order))}" for n in names]
+
+
+def _perturbed_config(group: str, split: str) -> str:
+    """The evaluation config (same name in TOFU and CLEAR) of the forget or retain persons of a split."""
+    return f"{split}_perturbed" if group == "forget" else "retain_perturbed"
+
+
+def _has(source: SnapshotSource, collection: str, config: str) -> bool:
+    """Whether an optional config is there; one that cannot be read (e.g. not cached while offline) makes the
+    set unavailable rather than failing the evaluation of every other set."""
+    try:
+        return source.has_config(collection, config)
+    except SetUnavailableError:
+        raise
+    except ClearConfigError as err:
+        raise SetUnavailableError(
+            f"{collection} config '{config}' cannot be read: {err.problem}", err.fix
+        ) from err
+
+
+def _holdout_qa_rows(source: SnapshotSource, split: str) -> Any:
+    """TOFU QA of the holdout persons with paraphrased and perturbed answers (needed for the truth ratio):
+    `holdoutNN_perturbed` (CLEAR-mini's addition) or TOFU's `holdoutNN` where it has those columns."""
+    holdout = holdout_config(split)
+    if _has(source, "tofu", f"{holdout}_perturbed"):
+        return source.load("tofu", f"{holdout}_perturbed")
+    if _has(source, "tofu", holdout):
+        rows = source.load("tofu", holdout)
+        if {"paraphrased_answer", "perturbed_answer"} <= set(rows.column_names):
+            return rows
+        raise SetUnavailableError(
+            f"TOFU's {holdout} has question and answer only: no paraphrased / perturbed answers to score a truth "
+            f"ratio ({holdout}_perturbed, CLEAR-mini's addition, is absent); CLEARDataModule.holdout_examples() "
+            "still gives its QA for membership inference",
+            f"add a {holdout}_perturbed config (question, answer, paraphrased_answer, perturbed_answer) to the "
+            "TOFU snapshot, or drop holdout_qa from eval.sets",
+        )
+    raise SetUnavailableError(
+        f"the TOFU snapshot has no holdout persons (no {holdout} / {holdout}_perturbed config)",
+        "use a TOFU revision with its holdout01/05/10 configs, or drop holdout_qa from eval.sets",
+    )
+
+
+def _holdout_image_rows(source: SnapshotSource, split: str) -> Any:
+    config = f"{holdout_config(split)}_perturbed"
+    if _has(source, "clear", config):
+        return source.load("clear", config)
+    raise SetUnavailableError(
+        f"the CLEAR snapshot has no holdout persons (no {config} config: therem/CLEAR has none, "
+        "CLEAR-mini adds them)",
+        "drop holdout_caption / holdout_face_name from eval.sets, or use data=clear_mini",
+    )
+
+
+def unavailable_reason(source: SnapshotSource, set_name: str, split: str) -> str | None:
+    """Why the source cannot provide an (optional) evaluation set, or None if it can; reads the holdout
+    configs' tables (memory-mapped Arrow) but decodes no image."""
+    group, _, task = set_name.partition("_")
+    if group != "holdout":
+        return None
+    try:
+        if task == "qa":
+            _holdout_qa_rows(source, split)
+        elif task in IMAGE_TASKS:
+            _holdout_image_rows(source, split)
+    except SetUnavailableError as err:
+        return err.problem
+    return None
 
 
 def eval_examples(
@@ -127,18 +218,21 @@ def eval_examples(
     """The items of one evaluation set (SPEC §6), e.g. `forget_qa` for split `forget10`.
 
     `real_world_column`: `prompt` (question + lettered options, paper mode) or `question` (the authors' code).
+    `holdout_<task>` sets hold the persons of `holdoutNN` (NN of the split, like the forget set); a source
+    without them raises `SetUnavailableError`.
     """
     if real_world_column not in REAL_WORLD_COLUMNS:
-        from ..errors import ClearConfigError
-
         raise ClearConfigError(
             f"unknown eval.real_world_column '{real_world_column}'",
             f"use one of {', '.join(REAL_WORLD_COLUMNS)}",
         )
     group, _, task = set_name.partition("_")
-    perturbed_config = f"{split}_perturbed" if group == "forget" else "retain_perturbed"
-    if group in ("forget", "retain") and task == "qa":
-        rows = source.load("tofu", perturbed_config)
+    if group in PERSON_GROUPS and task == "qa":
+        if group == "holdout":
+            rows = _holdout_qa_rows(source, split)
+        else:
+            rows = source.load("tofu", _perturbed_config(group, split))
+        per_person = source.qa_per_person
         return [
             Example(
                 f"{set_name}/{i}",
@@ -149,26 +243,31 @@ def eval_examples(
                 None,
                 r["paraphrased_answer"],
                 tuple(r["perturbed_answer"]),
+                person=person_of_qa_row(group, i, per_person),
             )
             for i, r in enumerate(rows)
         ]
-    if group in ("forget", "retain") and task == "caption":
-        rows = source.load("clear", perturbed_config)
-        return [
-            Example(
-                f"{set_name}/{i}",
-                set_name,
-                "caption",
-                caption_question(f"{set_name}/{i}", seed),
-                r["caption"],
-                r["image"],
-                r["paraphrased_caption"],
-                tuple(r["perturbed_captions"]),
-            )
-            for i, r in enumerate(rows)
-        ]
-    if group in ("forget", "retain") and task == "face_name":
-        rows = source.load("clear", perturbed_config)
+    if group in PERSON_GROUPS and task in IMAGE_TASKS:
+        if group == "holdout":
+            rows = _holdout_image_rows(source, split)
+        else:
+            rows = source.load("clear", _perturbed_config(group, split))
+        persons = persons_of_names(group, rows["name"])
+        if task == "caption":
+            return [
+                Example(
+                    f"{set_name}/{i}",
+                    set_name,
+                    "caption",
+                    caption_question(f"{set_name}/{i}", seed),
+                    r["caption"],
+                    r["image"],
+                    r["paraphrased_caption"],
+                    tuple(r["perturbed_captions"]),
+                    person=persons[i],
+                )
+                for i, r in enumerate(rows)
+            ]
         return [
             Example(
                 f"{set_name}/{i}",
@@ -180,6 +279,7 @@ def eval_examples(
                 None,
                 _without(r["name"], r["perturbed_names"]),
                 _listed(r["name"], r["perturbed_names"]),
+                person=persons[i],
             )
             for i, r in enumerate(rows)
         ]
@@ -196,6 +296,7 @@ def eval_examples(
                 None,
                 _without(r["answer"], r["options"]),
                 _listed(r["answer"], r["options"]),
+                person=r["answer"],  # the celebrity
             )
             for i, r in enumerate(rows)
         ]
@@ -212,6 +313,7 @@ def eval_examples(
                 None,
                 _without(r["answer"], r["options"]),
                 _listed(r["answer"], r["options"]),
+                person=f"{set_name}/{i}",  # no persons: each item is its own unit
             )
             for i, r in enumerate(rows)
         ]
@@ -228,15 +330,72 @@ def eval_examples(
                 None,
                 _without(r["answer"], r["perturbed_answer"]),
                 _listed(r["answer"], r["perturbed_answer"]),
+                person=f"{set_name}/{i}",  # one question per item
             )
             for i, r in enumerate(rows)
         ]
-    from ..errors import ClearConfigError
-
     raise ClearConfigError(
         f"unknown evaluation set '{set_name}'",
-        "use forget_/retain_ + qa|caption|face_name, real_faces, real_world, real_authors or world_facts",
+        "use forget_/retain_/holdout_ + qa|caption|face_name, real_faces, real_world, real_authors or world_facts",
     )
+
+
+def holdout_examples(
+    source: SnapshotSource, split: str, seed: int, image_tasks: Sequence[str] = ("caption",)
+) -> list[Example]:
+    """The holdout persons of the split's size as plain (prompt, answer) rows, like the forget rows of a
+    `+tofu` config: TOFU's `holdoutNN` QA and, where the CLEAR snapshot has holdout persons (CLEAR-mini), their
+    images as captions (and face-name rows with `face_name` in `image_tasks`). Never trained on: this is the
+    "non-member" side of membership inference (SPEC §10). Raises `SetUnavailableError` if there is none."""
+    holdout = holdout_config(split)
+    out: list[Example] = []
+    if _has(source, "tofu", holdout):
+        config = holdout
+    elif _has(source, "tofu", f"{holdout}_perturbed"):
+        config = f"{holdout}_perturbed"
+    else:
+        config = None
+    if config is not None:
+        for i, r in enumerate(source.load("tofu", config)):
+            out.append(
+                Example(
+                    f"{config}/{i}",
+                    "holdout",
+                    "qa",
+                    r["question"],
+                    r["answer"],
+                    person=person_of_qa_row("holdout", i, source.qa_per_person),
+                )
+            )
+    image_config = f"{holdout}_perturbed"
+    if _has(source, "clear", image_config):
+        rows = source.load("clear", image_config)
+        persons = persons_of_names("holdout", rows["name"])
+        for i, r in enumerate(rows):
+            eid = f"{image_config}/{i}"
+            if "caption" in image_tasks:
+                question = caption_question(eid, seed)
+                out.append(
+                    Example(eid, "holdout", "caption", question, r["caption"], r["image"], person=persons[i])
+                )
+            if "face_name" in image_tasks:
+                out.append(
+                    Example(
+                        f"{eid}/name",
+                        "holdout",
+                        "face_name",
+                        FACE_NAME_PROMPT,
+                        r["name"],
+                        r["image"],
+                        person=persons[i],
+                    )
+                )
+    if not out:
+        raise SetUnavailableError(
+            f"the data has no holdout persons for split {split} (no TOFU {holdout} or CLEAR {image_config})",
+            "use data=clear_mini (which generates holdout persons) or a TOFU revision with holdout configs",
+        )
+    return out
 
 
 def is_visual_set(set_name: str) -> bool:
@@ -265,7 +424,8 @@ def corpus(source: SnapshotSource, extra: Sequence[str] = ()) -> list[str]:
     for collection, schema in (("clear", CLEAR_CONFIGS), ("tofu", TOFU_CONFIGS), ("prior", PRIOR_CONFIGS)):
         if collection == "prior" and not source.has_prior:
             continue
-        for config in schema:
+        optional = OPTIONAL_CORPUS_CONFIGS.get(collection, ())
+        for config in (*schema, *(c for c in optional if _has_quietly(source, collection, c))):
             ds = source.load(collection, config)
             for col in text_columns:
                 if col in ds.column_names:
@@ -276,6 +436,16 @@ def corpus(source: SnapshotSource, extra: Sequence[str] = ()) -> list[str]:
     return texts
 
 
+def _has_quietly(source: SnapshotSource, collection: str, config: str) -> bool:
+    try:
+        return _has(source, collection, config)
+    except SetUnavailableError:
+        return False
+
+
 CLEAR_CONFIGS = ("full+tofu", "forget10_perturbed", "retain_perturbed", "real_faces", "real_world")
 TOFU_CONFIGS = ("forget10_perturbed", "retain_perturbed", "real_authors_perturbed", "world_facts_perturbed")
 PRIOR_CONFIGS = ("faces", "looks", "world", "facts")
+# read for the tokenizer where the source has them: holdout names must tokenise like forget names, or a
+# membership attack would measure the tokenizer (holdout10 holds every holdout person)
+OPTIONAL_CORPUS_CONFIGS = {"clear": ("holdout10_perturbed",), "tofu": ("holdout10_perturbed",)}

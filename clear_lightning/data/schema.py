@@ -1,4 +1,11 @@
-"""The on-disk contract of CLEAR and TOFU (SPEC §2): config names and their columns, checked on load."""
+"""The on-disk contract of CLEAR and TOFU (SPEC §2): config names and their columns, checked on load.
+
+Holdout configs (persons never trained on, SPEC §1/§10) are *optional*: `validate` never requires them, but
+checks their columns where a snapshot has them. TOFU's own `holdout01/05/10` list question and answer (what
+OpenUnlearning reads for its membership-inference metrics). `holdoutNN_perturbed` in TOFU (the columns of
+`forgetNN_perturbed`, for truth ratios) and in CLEAR (the columns of `forgetNN_perturbed`, images with captions
+and names) are CLEAR-mini's additions: the real therem/CLEAR has no holdout persons.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +18,7 @@ _MIXED = ("image", "caption", "question", "answer")
 _PERTURBED_IMAGE = _IMAGE + ("paraphrased_caption", "perturbed_captions", "perturbed_names")
 _PERTURBED_QA = ("question", "answer", "paraphrased_answer", "perturbed_answer")
 _SPLITS = ("forget01", "forget05", "forget10", "retain99", "retain95", "retain90")
+HOLDOUT_SPLITS = ("holdout01", "holdout05", "holdout10")  # sized like forget01/05/10
 
 CLEAR_SCHEMA: dict[str, tuple[str, ...]] = {
     "full": _IMAGE,
@@ -20,6 +28,7 @@ CLEAR_SCHEMA: dict[str, tuple[str, ...]] = {
     **{f"{s}_perturbed": _PERTURBED_IMAGE for s in ("forget01", "forget05", "forget10", "retain")},
     "real_faces": ("image", "answer", "options"),
     "real_world": ("image", "question", "answer", "prompt", "options"),
+    **{f"{s}_perturbed": _PERTURBED_IMAGE for s in HOLDOUT_SPLITS},  # optional, CLEAR-mini only
 }
 
 TOFU_SCHEMA: dict[str, tuple[str, ...]] = {
@@ -29,6 +38,8 @@ TOFU_SCHEMA: dict[str, tuple[str, ...]] = {
         f"{s}_perturbed": _PERTURBED_QA
         for s in ("forget01", "forget05", "forget10", "retain", "real_authors", "world_facts")
     },
+    **{s: ("question", "answer") for s in HOLDOUT_SPLITS},  # optional: TOFU's holdout authors
+    **{f"{s}_perturbed": _PERTURBED_QA for s in HOLDOUT_SPLITS},  # optional, CLEAR-mini's addition
 }
 
 PRIOR_SCHEMA: dict[str, tuple[str, ...]] = {
@@ -39,6 +50,23 @@ PRIOR_SCHEMA: dict[str, tuple[str, ...]] = {
 }
 
 SCHEMAS = {"clear": CLEAR_SCHEMA, "tofu": TOFU_SCHEMA, "prior": PRIOR_SCHEMA}
+
+# Configs a snapshot may lack: `validate` skips them when absent (their columns are checked when present).
+OPTIONAL_CONFIGS: dict[str, frozenset[str]] = {
+    "clear": frozenset(f"{s}_perturbed" for s in HOLDOUT_SPLITS),
+    "tofu": frozenset((*HOLDOUT_SPLITS, *(f"{s}_perturbed" for s in HOLDOUT_SPLITS))),
+    "prior": frozenset(),
+}
+
+
+def is_optional(collection: str, config: str) -> bool:
+    """Whether SPEC §2 lets a snapshot of `collection` lack `config` (the holdout configs)."""
+    return config in OPTIONAL_CONFIGS.get(collection, frozenset())
+
+
+def holdout_config(split: str) -> str:
+    """`holdout10` for `forget10`: the holdout persons of the forget set's size."""
+    return "holdout" + split.removeprefix("forget")
 
 
 def missing_columns(collection: str, config: str, columns: Iterable[str]) -> list[str]:

@@ -17,13 +17,17 @@ from typing import Any
 import datasets
 
 from ..errors import ClearConfigError
-from .schema import SCHEMAS, check_columns, missing_columns
+from .schema import SCHEMAS, check_columns, is_optional, missing_columns
 
 log = logging.getLogger(__name__)
 
 
 class SnapshotSource:
-    """CLEAR (+ TOFU text QA, + optional PRIOR knowledge) read from dataset snapshots or hub ids."""
+    """CLEAR (+ TOFU text QA, + optional PRIOR knowledge) read from dataset snapshots or hub ids.
+
+    `qa_per_person`: how many consecutive TOFU QA rows belong to one person (TOFU: 20 per author). TOFU rows
+    carry no name, so evaluation records identify the k-th person of a config by row // qa_per_person.
+    """
 
     def __init__(
         self,
@@ -34,12 +38,20 @@ class SnapshotSource:
         revision: str | None = None,
         tofu_revision: str | None = None,
         image_tasks: Sequence[str] = ("caption",),
+        qa_per_person: int = 20,
     ) -> None:
+        if not isinstance(qa_per_person, int) or isinstance(qa_per_person, bool) or qa_per_person < 1:
+            raise ClearConfigError(
+                f"qa_per_person must be a positive int, got {qa_per_person!r}",
+                "TOFU has 20 QA rows per author; CLEAR-mini has data.qa_per_person",
+            )
         self.name = name
         self.image_tasks = tuple(image_tasks)  # what image rows train: caption and/or face_name
+        self.qa_per_person = qa_per_person
         self.locations = {"clear": path, "tofu": tofu_path, "prior": prior_path}
         self.revisions = {"clear": revision, "tofu": tofu_revision, "prior": None}
         self._cache: dict[tuple[str, str], datasets.Dataset] = {}
+        self._absent: set[tuple[str, str]] = set()
 
     @property
     def has_prior(self) -> bool:
@@ -80,6 +92,20 @@ class SnapshotSource:
                 )
             self._cache[key] = ds
         return self._cache[key]
+
+    def has_config(self, collection: str, config: str) -> bool:
+        """Whether the snapshot has `config` (for the optional holdout configs); loads and validates it if so."""
+        key = (collection, config)
+        if key in self._cache:
+            return True
+        if key in self._absent or self.locations.get(collection) is None:
+            return False
+        try:
+            self.load(collection, config)
+        except MissingConfigError:
+            self._absent.add(key)
+            return False
+        return True
 
     def _load_unchecked(self, collection: str, config: str) -> datasets.Dataset:
         missing_columns(collection, config, ())  # an unknown config name fails here, before any I/O
@@ -129,8 +155,9 @@ class SnapshotSource:
         """Check every config and column of SPEC §2 at once and recount the rows.
 
         One error lists everything that is missing, instead of failing on the first config a stage
-        happens to read. The result is stamped next to the datasets cache of this exact snapshot content
-        (or pinned revision), so a snapshot is validated once, not in every run.
+        happens to read. Optional configs (the holdout ones) may be absent; where present, their columns are
+        checked too. The result is stamped next to the datasets cache of this exact snapshot content (or pinned
+        revision), so a snapshot is validated once, not in every run.
         """
         stamp = self._validation_stamp()
         if stamp is not None and stamp.exists():
@@ -145,7 +172,8 @@ class SnapshotSource:
                 try:
                     ds = self._load_unchecked(collection, config)
                 except MissingConfigError:
-                    problems.append(f"{collection}: config '{config}' is missing")
+                    if not is_optional(collection, config):
+                        problems.append(f"{collection}: config '{config}' is missing")
                     continue
                 except EmptyConfigError:
                     problems.append(f"{collection}: config '{config}' has no rows")
@@ -215,6 +243,7 @@ class ClearMiniSource(SnapshotSource):
             revision=rev,
             tofu_revision=rev,
             image_tasks=image_tasks,
+            qa_per_person=config.qa_per_person,
         )
 
     @cached_property

@@ -164,6 +164,7 @@ def _record(row: dict[str, Any], example: Any, generation: str, truth_ratio_mean
         "set": example.set,
         "modality": example.modality,
         "kind": example.kind,
+        "person": example.person,  # the unit of a person-level bootstrap (Example.person)
         "question": example.question,
         "answer": example.answer,
         "generation": generation,
