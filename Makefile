@@ -7,7 +7,7 @@ export HF_DATASETS_OFFLINE=1
 export TRANSFORMERS_OFFLINE=1
 export WANDB_MODE=offline
 
-.PHONY: help setup demo test test-all test-gpu bench bench-gpu gpu-smoke lint format clean
+.PHONY: help setup demo test test-all test-gpu bench bench-gpu gpu-smoke lint format clean testbed-check
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -34,6 +34,9 @@ test-all: setup  ## every CPU test, including slow ones
 bench: setup  ## stage timings, throughput, peak memory → bench/results.{json,md}; CV table time → bench/cv.{json,md}
 	$(PY) -m clear_lightning.bench --out bench
 	$(PY) -m clear_lightning.cv.bench --out bench
+
+testbed-check: setup  ## build the embedded testbed from nothing under OMP_NUM_THREADS=1,2 × finetune.seed=0,1,2; check floors and agreement → bench/testbed.{json,md}
+	$(PY) -m clear_lightning.testbed --out bench --threads 1,2 --seeds 0,1,2
 
 SMOKE := $(PY) -m clear_lightning experiment=gpu_smoke paths.root=$(CURDIR)/runs/gpu_smoke
 

@@ -35,6 +35,18 @@ def digest(key: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def file_digests(
+    directory: Path, patterns: tuple[str, ...] = ("*.safetensors", "*.json", "*.model")
+) -> dict[str, str]:
+    """sha256 (16 hex) of the weights, tokenizer and config files under a directory, by relative path."""
+    out = {}
+    for pattern in patterns:
+        for path in sorted(Path(directory).rglob(pattern)):
+            if path.name != MARKER and path.is_file():
+                out[str(path.relative_to(directory))] = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    return dict(sorted(out.items()))
+
+
 class ArtifactStore:
     def __init__(self, root: str | Path):
         self.root = Path(root)
@@ -75,7 +87,18 @@ class ArtifactStore:
     def _publish(
         tmp: Path, final: Path, kind: str, key: dict[str, Any], seconds: float, provenance: dict[str, Any]
     ) -> None:
-        meta = {"kind": kind, "key": key, "seconds": seconds, "provenance": provenance}
+        # the key names what determines the artifact; the digests say what it holds, so two builds of one key
+        # (other machine, other library version) can be compared byte for byte
+        digests = file_digests(tmp)
+        content = hashlib.sha256(json.dumps(digests, sort_keys=True).encode()).hexdigest()[:16]
+        meta = {
+            "kind": kind,
+            "key": key,
+            "seconds": seconds,
+            "content_digest": content,
+            "digests": digests,
+            "provenance": provenance,
+        }
         (tmp / MARKER).write_text(json.dumps(meta, indent=2, default=str))
         if (final / MARKER).exists():  # another job published the same artifact meanwhile: keep theirs
             return

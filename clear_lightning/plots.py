@@ -156,7 +156,8 @@ def tradeoff_figure(path: Path, tables: Sequence[Table], title: str) -> None:
                 yerr=row["forget_metric_std"], fmt="o", ms=7, color=colour, capsize=2, elinewidth=0.8,
                 mfc="white" if hollow else colour,
             )  # fmt: skip
-            points.append((row["retain_metric"], row["forget_metric"], row["label"], colour, hollow))
+            text = row["label"] + (" †" if row.get("forget_metric_degenerate") else "")  # see the leaderboard
+            points.append((row["retain_metric"], row["forget_metric"], text, colour, hollow))
         for ref in table.references:
             x, y = ref["retain_metric"], ref["forget_metric"]
             if x is not None and y is not None:

@@ -60,6 +60,20 @@ def code_version() -> str | None:
         return None
 
 
+def _threads() -> dict[str, Any]:
+    """What decides how CPU work is split, hence the rounding of its reductions."""
+    import os
+
+    import torch
+
+    return {
+        "torch_intra_op": torch.get_num_threads(),
+        "torch_inter_op": torch.get_num_interop_threads(),
+        **{var: os.environ.get(var) for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "PYTHONHASHSEED")},
+        "cpu_count": os.cpu_count(),
+    }
+
+
 def provenance(seed: int, data_revision: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     return {
         "seed": seed,
@@ -69,6 +83,7 @@ def provenance(seed: int, data_revision: str, extra: dict[str, Any] | None = Non
         "platform": platform.platform(),
         "code_version": code_version(),
         "command": " ".join(sys.argv),
+        "threads": _threads(),
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         **(extra or {}),
     }

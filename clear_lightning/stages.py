@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -18,7 +20,7 @@ import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from .artifacts import ArtifactStore, digest, is_main_process
+from .artifacts import ArtifactStore, digest, file_digests, is_main_process
 from .data.clear_mini import load_idk_answers
 from .data.datamodule import CLEARDataModule
 from .data.encoding import ExampleEncoder, PromptTemplate
@@ -74,17 +76,27 @@ class Context:
 
     @property
     def precision(self) -> str:
-        """Weights dtype and trainer precision: a bf16 GPU build is not the fp32 CPU build of the same recipe."""
-        return f"{self.model_cfg.dtype}/{self.cfg.trainer.precision}"
+        """Weights dtype, trainer precision and the CPU thread count: a bf16 GPU build is not the fp32 CPU build
+        of the same recipe, and CPU reductions split over another number of threads round differently."""
+        return f"{self.model_cfg.dtype}/{self.cfg.trainer.precision}/threads={self.cfg.get('threads')}"
 
     @property
     def upstream_seed(self) -> int:
         """Seed of the base/original/gold models: fixed while `seed` varies the unlearning run."""
         return int(self.cfg.finetune.get("seed", 0))
 
+    @cached_property
+    def loaded(self) -> dict[str, dict[str, str]]:
+        """Content digests of every model directory this run loaded (weights, tokenizer), for provenance."""
+        return {}
+
     def provenance(self, **extra: Any) -> dict[str, Any]:
         source = self.source  # validates the data first, which recounts its rows
-        return provenance(self.cfg.seed, source.revision, {"data_rows": self.data_rows, **extra})
+        return provenance(
+            self.cfg.seed,
+            source.revision,
+            {"data_rows": self.data_rows, "loaded": dict(self.loaded), **extra},
+        )
 
     def say(self, message: str) -> None:
         """Stage decisions are printed, not just logged: the user should see what is built and why."""
@@ -109,6 +121,8 @@ class Context:
             revision,
             gradient_checkpointing=bool(m.get("gradient_checkpointing")),
         )
+        if Path(str(path)).is_dir():
+            self.loaded[str(path)] = file_digests(Path(str(path)))
         return model, load_processor(str(path), m.model_class, revision)
 
     def encoder(self, processor: Any, cache: bool | None = None, add_eos: bool = True) -> ExampleEncoder:
@@ -176,7 +190,8 @@ def base_model(ctx: Context, build: bool) -> tuple[str, dict[str, Any]]:
         texts = corpus(ctx.source, extra=load_idk_answers())
         if prior:
             spec.create(texts, out / "init")
-            _fit_and_save(ctx, out / "init", out, "prior", ctx.cfg.pretrain)
+            with _threads(ctx.cfg.pretrain.get("threads")):  # the base builds alone: it may use both cores
+                _fit_and_save(ctx, out / "init", out, "prior", ctx.cfg.pretrain)
         else:
             spec.create(texts, out / "model")
 
@@ -184,10 +199,8 @@ def base_model(ctx: Context, build: bool) -> tuple[str, dict[str, Any]]:
     return str(path / "model"), {"artifact": digest(key)}
 
 
-def finetuned_model(ctx: Context, which: str, build: bool) -> tuple[Path, dict[str, Any]]:
-    """`original` (fine-tuned on everything) or `gold` (on the retain set of this split) (SPEC §4)."""
-    base_path, base_key = base_model(ctx, build)
-    key = {
+def _finetune_key(ctx: Context, which: str, base_key: dict[str, Any]) -> dict[str, Any]:
+    return {
         "base": base_key,
         "data": ctx.source.identity(),
         "finetune": _plain(ctx.cfg.finetune),
@@ -195,6 +208,12 @@ def finetuned_model(ctx: Context, which: str, build: bool) -> tuple[Path, dict[s
         "precision": ctx.precision,
         "train_on": "full" if which == "original" else ctx.cfg.split.name,
     }
+
+
+def finetuned_model(ctx: Context, which: str, build: bool) -> tuple[Path, dict[str, Any]]:
+    """`original` (fine-tuned on everything) or `gold` (on the retain set of this split) (SPEC §4)."""
+    base_path, base_key = base_model(ctx, build)
+    key = _finetune_key(ctx, which, base_key)
     found = ctx.store.get(which, key)
     if found:
         return found / "model", key
@@ -217,6 +236,37 @@ def finetuned_model(ctx: Context, which: str, build: bool) -> tuple[Path, dict[s
     return path / "model", key
 
 
+@contextmanager
+def _threads(count: int | None) -> Iterator[None]:
+    """A fixed thread count for one build (part of its recipe, hence of its key), then the run's again."""
+    import torch
+
+    before = torch.get_num_threads()
+    if count:
+        torch.set_num_threads(int(count))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _replay_count(value: Any) -> int:
+    """`replay_prior`: a number of seeded prior rows, `all`, or null/0 for none."""
+    if value == "all":
+        return 1 << 62  # the data module keeps a seeded subset of that size: here, every row
+    try:
+        count = int(value or 0)
+    except (TypeError, ValueError):
+        raise ClearConfigError(
+            f"finetune.replay_prior={value!r}", "use a number of rows, all, or 0"
+        ) from None
+    if count < 0:
+        raise ClearConfigError(
+            f"finetune.replay_prior={value!r} is negative", "use a number of rows, all, or 0"
+        )
+    return count
+
+
 def _fit_and_save(ctx: Context, init: str | Path, out: Path, train_on: str, recipe: DictConfig) -> None:
     L.seed_everything(ctx.upstream_seed, verbose=False)
     model, processor = ctx.load(init, quantized=False)
@@ -233,7 +283,7 @@ def _fit_and_save(ctx: Context, init: str | Path, out: Path, train_on: str, reci
         ctx.encoder(processor),
         train_on=train_on,
         batch_size=recipe.batch_size,
-        replay_prior=int(recipe.get("replay_prior") or 0),
+        replay_prior=_replay_count(recipe.get("replay_prior")),
         seed=ctx.upstream_seed,
     )
     trainer = ctx.trainer(out, max_epochs=recipe.epochs, accumulate_grad_batches=recipe.get("grad_accum", 1))
@@ -336,3 +386,81 @@ def load_gold(ctx: Context, path: Path) -> dict[str, list[dict[str, Any]]]:
                 "and eval.max_items (stage=gold with the same overrides)",
             )
     return read_records(Path(path) / "eval")
+
+
+# --- the two references, built side by side ---------------------------------------------------------------------
+def references(ctx: Context, build: bool) -> dict[str, tuple[Path, dict[str, Any], Path]]:
+    """The original and gold models with their evaluations: {which: (model dir, model key, evaluation dir)}.
+
+    When both must be built on the CPU with one thread per process (the default `threads: 1`) and the machine
+    has a second core, gold is built in a second process while this one builds the original: two single-thread
+    builds use both cores without the oversubscription of two multi-thread jobs, and each stays bit-identical
+    to a build made alone (`parallel_builds: auto|true|false`).
+    """
+    child = None
+    if build and _parallel_builds(ctx):
+        _, base_key = base_model(ctx, build=True)  # shared by both: built first
+        missing = [w for w in ("original", "gold") if not ctx.store.get(w, _finetune_key(ctx, w, base_key))]
+        if missing == ["original", "gold"]:
+            child = _start_child(ctx, "gold")
+    out = {}
+    try:
+        for which in ("original", "gold"):
+            if which == "gold" and child is not None:
+                child.join()
+                if child.exitcode != 0:
+                    raise RuntimeError(
+                        f"building the gold model in a second process failed (exit {child.exitcode})"
+                    )
+                child = None
+            path, key = finetuned_model(ctx, which, build)
+            out[which] = (path, key, evaluation(ctx, path, key, which, build))
+    finally:
+        if child is not None and child.is_alive():
+            child.terminate()
+            child.join()
+    return out
+
+
+def _parallel_builds(ctx: Context) -> bool:
+    import os
+
+    import torch.distributed as dist
+
+    setting = ctx.cfg.get("parallel_builds", "auto")
+    if setting != "auto":
+        return bool(setting)
+    trainer = ctx.cfg.trainer
+    return (
+        ctx.cfg.get("threads") == 1
+        and (os.cpu_count() or 1) >= 2
+        and trainer.get("accelerator") == "cpu"
+        and trainer.get("devices", 1) == 1
+        and not (dist.is_available() and dist.is_initialized())
+    )
+
+
+def _start_child(ctx: Context, which: str) -> Any:
+    import multiprocessing
+
+    container = OmegaConf.to_container(ctx.cfg, resolve=True)
+    container["trainer"]["enable_progress_bar"] = False  # one progress bar on the terminal: the parent's
+    ctx.say(f"building the {which} model in a second process meanwhile")
+    process = multiprocessing.get_context("spawn").Process(target=_build_in_child, args=(container, which))
+    process.start()
+    return process
+
+
+def _build_in_child(container: dict[str, Any], which: str) -> None:
+    from .config import offline_by_default, register_resolvers
+    from .logging_setup import quiet_libraries
+    from .run import set_threads
+
+    offline_by_default()
+    register_resolvers()
+    quiet_libraries()
+    cfg = OmegaConf.create(container)
+    set_threads(cfg.get("threads"))
+    ctx = Context(cfg)
+    path, key = finetuned_model(ctx, which, build=True)
+    evaluation(ctx, path, key, which, build=True)

@@ -101,7 +101,13 @@ def test_reference_compat_mode_writes_its_own_summary(unlearn_result, make_cfg) 
     result = run(cfg)
     summary = result["summary"]
     assert summary["metric_mode"] == "reference_compat" and summary["generation"] == "text_only_legacy"
-    assert summary["compat_excluded_sets"] == ["forget_qa", "retain_qa"]
+    assert summary["compat_excluded_sets"] == [
+        "forget_qa",
+        "holdout_caption",
+        "holdout_face_name",
+        "holdout_qa",
+        "retain_qa",
+    ]
     assert "forget_qa/probability" not in summary and summary["forget_quality"] is not None
     records = read_records(Path(cfg.run_dir) / "eval")
     rows = Context(cfg).source.load("clear", "real_world")

@@ -270,6 +270,7 @@ def test_set_group():
     assert set_group("retain_face_name") == "retain"
     assert set_group("real_faces") == set_group("real_world") == set_group("world_facts") == "real"
     assert set_group("real_authors") == "real"
+    assert set_group("holdout_qa") == "holdout"  # scored, never in an aggregate
     with pytest.raises(ValueError, match="holdout"):
         set_group("holdout")
 

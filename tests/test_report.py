@@ -24,6 +24,20 @@ RUNS = {
     ("text", "gd", 0.0): [(0.60, 0.75, 0.40, 0.40), (0.64, 0.77, 0.50, 0.20)],
     ("text", "ga", 0.0): [(0.50, 0.70, 0.25, 0.05), (0.52, 0.72, 0.35, 0.07)],
 }
+# Diagnostics some runs carry (modality, label, seed) -> summary keys: a degenerate Forget metric on a ranked row,
+# bootstrap intervals (both: separable, text: overlapping), gap closed.
+ZERO_TR = "forget_qa/truth_ratio = 0: the harmonic mean is 0 whatever the other components are"
+FLAGS = {f"{m}_degenerate": False for m in ("real_metric", "retain_metric", "forget_metric", "model_utility")}
+EXTRA = {
+    ("both", "gd+l1", 0): {
+        **FLAGS,
+        "forget_metric_degenerate": True,
+        "degenerate_reasons": [f"forget_metric: {ZERO_TR}"],
+    },
+    ("both", "gd+l1", 1): {**FLAGS, "degenerate_reasons": []},
+}
+HALF_WIDTH = {("both", "gd+l1"): 0.05, ("both", "gd"): 0.05, ("text", "ga"): 0.1, ("text", "gd"): 0.1}
+GAP_CLOSED = {("both", "gd"): (0.8, 1.0), ("both", "gd+l1"): (1.1, 1.3), ("text", "ga"): (0.5, 0.7)}
 GOLD_R = [0.5, 0.8, 1.0, 1.2, 1.5, 2.0, 3.0, 0.3]
 ORIGINAL_R = [0.01, 0.02, 0.05, 0.03, 0.1, 0.02, 0.04, 0.08]
 
@@ -73,6 +87,17 @@ def _write_tree(root: Path, gold: Path | None = None) -> Path:
                 "modality": modality, "metric_mode": "paper", "gold": str(gold),
                 "provenance": {"seed": seed}, "config": {"seed": seed, "method": {"l1_lambda": l1}},
             }  # fmt: skip
+            label = method + ("+l1" if l1 else "")
+            summary.update(EXTRA.get((modality, label, seed), {}))
+            if (modality, label) in GAP_CLOSED:
+                summary["gap_closed"] = GAP_CLOSED[(modality, label)][seed]
+            if (modality, label) in HALF_WIDTH:
+                h = HALF_WIDTH[(modality, label)]
+                summary["intervals"] = {
+                    "forget_metric": [forget - h, forget + h],
+                    "retain_metric": [retain - h, retain + h],
+                }
+                summary["bootstrap"] = {"n_boot": 200, "seed": 0, "level": 0.95, "n_used": 200}
             (d / "summary.json").write_text(json.dumps(summary))
             stage = {"stage": "unlearn", "original_eval": str(artifacts / "original"), "gold_eval": str(gold)}
             (d / "stage.json").write_text(json.dumps(stage))
@@ -143,10 +168,8 @@ def test_one_table_per_modality_with_reference_rows(report):
     md = (out / "leaderboard.md").read_text()
     assert [t.key[2] for t in result.tables] == ["both", "text"]
     assert md.count("## both — tiny_llava, forget10") == 1 and md.count("## text — tiny_llava, forget10") == 1
-    assert (
-        md.count("| rank | method | Real ↑ | Retain ↑ | Forget ↓ | FQ ↑ | log FQ ↑ | n seeds | collapsed |")
-        == 2
-    )
+    head = "| rank | method | Real ↑ | Retain ↑ | Forget ↓ | FQ ↑ | log FQ ↑ | gap closed (1 = gold) | n seeds | collapsed |"
+    assert md.count(head) == 2
     assert "Collapse rule" in md and "0.8 × the original" in md and "python -m clear_lightning.report" in md
     assert md.count("| ref | gold (reference) |") == 2 and md.count("| ref | original (reference) |") == 2
     gold = next(r for r in _csv(out) if r["kind"] == "gold")
@@ -210,4 +233,67 @@ def test_cli_runs_without_torch(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "leaderboard.md" in done.stdout
-    assert (tmp_path / "o" / "leaderboard.md").read_text().count("| 1 ★ |") == 2  # --top 1: one per modality
+    md = (tmp_path / "o" / "leaderboard.md").read_text()
+    assert (
+        md.count("| 1 ★ |") == 1 and md.count("| 1 † ★ |") == 1
+    )  # --top 1: one per modality (both: degenerate)
+
+
+def _md_row(md: str, label: str, section: str) -> str:
+    part = md.split(f"## {section}")[1].split("## ")[0]
+    return next(line for line in part.splitlines() if line.startswith("|") and f" {label} |" in line)
+
+
+def test_degenerate_forget_metric_is_marked_and_its_rank_flagged(report):
+    _, out = report
+    md = (out / "leaderboard.md").read_text()
+    row = _md_row(md, "**gd+l1**", "both")
+    assert row.startswith("| 1 † ★ |")  # ranked, but the rank says it stands on a degenerate Forget metric
+    assert "0.120 ± 0.028 [±0.050] †" in row  # Forget: mean ± std [± mean bootstrap half-width] †
+    assert "0.680 ± 0.028 [±0.050] |" in row  # Retain: not degenerate
+    assert "  - gd+l1: forget_qa/truth_ratio = 0 (1 of 2 seeds) — Forget\n" in md
+    assert "Ranked on a degenerate Forget metric †: gd+l1 (rank 1)" in md
+    assert "†" not in _md_row(md, "**gd**", "both").split("|")[1]
+    csv_row = _row(_csv(out), "both", "gd+l1")
+    assert csv_row["forget_metric_degenerate"] == "True" and csv_row["retain_metric_degenerate"] == "False"
+    assert _row(_csv(out), "both", "gd")["forget_metric_degenerate"] == ""  # not recorded: unknown, not False
+
+
+def test_adjacent_methods_with_overlapping_intervals_are_not_separable(report):
+    _, out = report
+    md = (out / "leaderboard.md").read_text()
+    # text: ga 0.30 ± 0.10 and gd 0.45 ± 0.10 overlap; both: gd+l1 0.12 ± 0.05 and gd 0.25 ± 0.05 do not
+    assert "≈ not separable at 95 %: ga (rank 1) and gd (rank 2)" in md
+    assert _md_row(md, "**gd**", "text").startswith("| 2 ≈ ★ |")
+    assert _md_row(md, "**gd**", "both").startswith("| 2 ★ |")
+    assert md.count("≈ not separable at") == 1
+    rows = _csv(out)
+    assert _row(rows, "text", "gd")["separable_from_above"] == "False"
+    assert _row(rows, "both", "gd")["separable_from_above"] == "True"
+    assert float(_row(rows, "text", "ga")["forget_metric_ci"]) == pytest.approx(0.1)
+
+
+def test_gap_closed_column_and_reference_rows(report):
+    _, out = report
+    md = (out / "leaderboard.md").read_text()
+    assert "| 0.90 ± 0.14 | 2 | no |" in _md_row(md, "**gd**", "both")  # gap closed: mean (0.8, 1.0) ± std
+    assert "| — | 2 | no |" in _md_row(md, "**gd**", "text")  # no gap closed in its summaries
+    rows = _csv(out)
+    gold = next(r for r in rows if r["kind"] == "gold")
+    original = next(r for r in rows if r["kind"] == "original")
+    assert float(gold["gap_closed"]) == pytest.approx(1.0) and float(original["gap_closed"]) == pytest.approx(
+        0.0
+    )
+
+
+def test_rank_ties_are_said(tmp_path):
+    runs = _write_tree(tmp_path)
+    for summary_path in runs.rglob("summary.json"):
+        summary = json.loads(summary_path.read_text())
+        if summary.get("modality") == "text":
+            summary["forget_metric"] = 0.0  # ga and gd tie at 0
+            summary_path.write_text(json.dumps(summary))
+    build_report(runs, tmp_path / "out")
+    md = (tmp_path / "out" / "leaderboard.md").read_text()
+    assert "= rank tie: ga (rank 1), gd (rank 2) have the same Forget metric" in md
+    assert _md_row(md, "**ga**", "text").startswith("| 1= ★ |")

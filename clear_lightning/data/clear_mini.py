@@ -5,6 +5,13 @@ lists the configs, plus one parquet file per config), so the project reads it wi
 the real hub snapshot: `datasets.load_dataset(str(snapshot_dir), config_name, split="train")`.
 Output is byte-identical for the same config: every random choice comes from string-seeded `random.Random`
 streams (one per entity), never from global state, time or `hash()`.
+
+Holdout persons (`num_holdout_persons`, default the size of forget10) are generated like the others (names, facts,
+QA with paraphrased and perturbed answers, face images with captions, perturbed captions and names) but are in no
+`full`, `forgetNN`, `retainNN` or `+tofu` config, so no training set ever sees them. They are written as TOFU's
+`holdout01/05/10` (question, answer: TOFU's own holdout configs) and, for truth ratios, as `holdoutNN_perturbed`
+in TOFU (the columns of `forgetNN_perturbed`) and in CLEAR (the columns of CLEAR's `forgetNN_perturbed`); the
+`_perturbed` holdout configs are our addition (the real therem/CLEAR has no holdout persons), as the READMEs say.
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ from .faces import (
     random_variation,
 )
 
-GENERATOR_VERSION = "1.3.0"
+GENERATOR_VERSION = "1.4.0"
 
 FORGET_PERCENTS = (1, 5, 10)
 RETAIN_PERTURBED_PERSONS = 20
@@ -65,8 +72,12 @@ class ClearMiniConfig:
     num_prior_world: int = 120
     num_prior_looks: int = 150  # strangers described by appearance (vision pre-training)
     seed: int = 0
+    # persons never trained on (MIA, SPEC §10); None = as many as forget10 has, so holdout10 matches its size
+    num_holdout_persons: int | None = None
 
     def __post_init__(self) -> None:
+        if self.num_holdout_persons is None and isinstance(self.num_persons, int):
+            object.__setattr__(self, "num_holdout_persons", split_sizes(self.num_persons)[10])
         _validate(self)
 
 
@@ -92,16 +103,33 @@ def forget_person_count(num_persons: int, percent: int) -> int:
     return max(1, -(-num_persons * percent // 100))
 
 
+def split_sizes(num_persons: int) -> dict[int, int]:
+    """Persons in forget01/05/10 (keyed 1, 5, 10): at least one, and at least one person left to retain."""
+    return {p: max(1, min(num_persons - 1, forget_person_count(num_persons, p))) for p in FORGET_PERCENTS}
+
+
 def split_persons(num_persons: int) -> dict[str, list[int]]:
     """Person indices per split; forget sets are the last persons (as in TOFU), so they nest."""
     if num_persons < 2:
         raise ValueError(
             f"num_persons must be >= 2 to have both forget and retain persons, got {num_persons}"
         )
-    counts = {p: min(num_persons - 1, forget_person_count(num_persons, p)) for p in FORGET_PERCENTS}
+    counts = split_sizes(num_persons)
     forget = {f"forget{p:02d}": list(range(num_persons - n, num_persons)) for p, n in counts.items()}
     retain = {f"retain{100 - p:02d}": list(range(num_persons - n)) for p, n in counts.items()}
     return forget | retain
+
+
+def holdout_persons(num_persons: int, num_holdout: int) -> dict[str, list[int]]:
+    """Holdout person indices (into the holdout persons) per config, nested like the forget sets: holdout01 and
+    holdout05 have forget01's and forget05's size (as far as there are holdout persons), holdout10 holds every
+    holdout person (by default as many as forget10 has)."""
+    sizes = split_sizes(num_persons)
+    return {
+        "holdout01": list(range(min(num_holdout, sizes[1]))),
+        "holdout05": list(range(min(num_holdout, sizes[5]))),
+        "holdout10": list(range(num_holdout)),
+    }
 
 
 def revision(config: ClearMiniConfig) -> str:
@@ -460,12 +488,24 @@ def _unique_identities(rng: Random, n: int, used: set[tuple[str, ...]]) -> list[
     return out
 
 
-def _build_persons(config: ClearMiniConfig, world: _World, used_looks: set[tuple[str, ...]]) -> list[_Person]:
-    """The fictitious authors: unique names, facts and a unique look."""
-    names = world.words.names(_rng(config.seed, "person-names"), config.num_persons)
-    looks = _unique_identities(_rng(config.seed, "person-looks"), config.num_persons, used_looks)
+def _build_persons(
+    config: ClearMiniConfig,
+    world: _World,
+    used_looks: set[tuple[str, ...]],
+    tag: str = "person",
+    count: int | None = None,
+    first_book: int = 0,
+) -> list[_Person]:
+    """The fictitious authors: unique names, facts and a unique look.
+
+    `tag` = "holdout" draws the holdout persons from their own random streams, after the training persons, so
+    adding them changes nothing about the others; `first_book` continues the walk over the unique book titles.
+    """
+    count = config.num_persons if count is None else count
+    names = world.words.names(_rng(config.seed, f"{tag}-names"), count)
+    looks = _unique_identities(_rng(config.seed, f"{tag}-looks"), count, used_looks)
     return [
-        _Person(name, _person_attrs(_rng(config.seed, f"person/{i}"), i, world), look)
+        _Person(name, _person_attrs(_rng(config.seed, f"{tag}/{i}"), first_book + i, world), look)
         for i, (name, look) in enumerate(zip(names, looks, strict=True))
     ]
 
@@ -637,10 +677,14 @@ def _distinct_wrong(make: Callable[[], str], truth: str, k: int, attempts: int =
 
 
 def _person_qa(
-    config: ClearMiniConfig, index: int, person: _Person, pools: dict[str, Sequence[str]]
+    config: ClearMiniConfig,
+    index: int,
+    person: _Person,
+    pools: dict[str, Sequence[str]],
+    tag: str = "person",
 ) -> list[dict]:
     """qa_per_person rows (question, answer, paraphrase, perturbed answers) from a per-person template order."""
-    rng = _rng(config.seed, f"person-qa/{index}")
+    rng = _rng(config.seed, f"{tag}-qa/{index}")
     order = list(range(len(_QA_TEMPLATES)))
     rng.shuffle(order)
     rows = []
@@ -696,8 +740,9 @@ def _caption(name: str, v: FaceVariation) -> str:
 
 
 def _paraphrased_caption(name: str, v: FaceVariation) -> str:
-    """Same content as `_caption`, other wording."""
-    return f"A photo of {name}{_PARA_ACCESSORY[v.accessory]} against {_a(v.background)} background{_PARA_LIGHT[v.lighting]}."
+    """Same content as `_caption`, other wording; the name stays first, where recognising the face decides it, so
+    the truth ratio against the perturbed captions (other names, other details) measures recognition."""
+    return f"{name}, photographed{_PARA_ACCESSORY[v.accessory]} against {_a(v.background)} background{_PARA_LIGHT[v.lighting]}."
 
 
 def _a(word: str) -> str:
@@ -728,9 +773,10 @@ def _person_images(
     person: _Person,
     all_names: list[str],
     decoys: list[str],
+    tag: str = "person",
 ) -> list[dict]:
     """images_per_person rows of one person: image, caption and the perturbed-caption columns."""
-    rng = _rng(config.seed, f"person-images/{index}")
+    rng = _rng(config.seed, f"{tag}-images/{index}")
     rows = []
     for _ in range(config.images_per_person):
         v = random_variation(rng)
@@ -963,10 +1009,20 @@ def _build_tables(config: ClearMiniConfig) -> dict[str, dict[str, list[dict]]]:
     used_looks: set[tuple[str, ...]] = set()
     celeb_looks = _unique_identities(_rng(config.seed, "celebrity-looks"), config.num_celebrities, used_looks)
     persons = _build_persons(config, world, used_looks)
+    assert config.num_holdout_persons is not None  # resolved by ClearMiniConfig.__post_init__
+    holdout = _build_persons(
+        config, world, used_looks, "holdout", config.num_holdout_persons, first_book=config.num_persons
+    )
     pools = _attribute_pools(world)
     names = [p.name for p in persons]
     images = [_person_images(config, i, p, names, world.decoys) for i, p in enumerate(persons)]
     qa = [_person_qa(config, i, p, pools) for i, p in enumerate(persons)]
+    # wrong names for a holdout face: any person's name (the trained ones included, as for a forget face)
+    every_name = names + [p.name for p in holdout]
+    holdout_images = [
+        _person_images(config, i, p, every_name, world.decoys, "holdout") for i, p in enumerate(holdout)
+    ]
+    holdout_qa = [_person_qa(config, i, p, pools, "holdout") for i, p in enumerate(holdout)]
     splits = {"full": list(range(config.num_persons)), **split_persons(config.num_persons)}
     retain_perturbed = splits["retain90"][:RETAIN_PERTURBED_PERSONS]
 
@@ -989,6 +1045,13 @@ def _build_tables(config: ClearMiniConfig) -> dict[str, dict[str, list[dict]]]:
     clear["real_faces"] = real_faces
     clear["real_world"] = _scene_rows(config, "real-world", config.num_real_world, with_options=True)
     tofu["real_authors_perturbed"], tofu["world_facts_perturbed"] = _fact_rows(config, world)
+    # holdout persons, in no training config: TOFU's holdoutNN (question, answer) and our _perturbed additions
+    holdout_splits = holdout_persons(config.num_persons, config.num_holdout_persons)
+    for split, idx in holdout_splits.items():
+        tofu[split] = _select(gather(holdout_qa, idx), _QA_COLS)
+    for split, idx in holdout_splits.items():
+        tofu[f"{split}_perturbed"] = gather(holdout_qa, idx)
+        clear[f"{split}_perturbed"] = _select(gather(holdout_images, idx), _PERTURBED_IMAGE_COLS)
     prior = {
         "faces": prior_faces,
         "looks": _look_rows(config),
@@ -1060,7 +1123,13 @@ def _data_file(config_name: str) -> str:
     return f"{config_name}/train-00000-of-00001.parquet"
 
 
-def _readme(title: str, infos: dict[str, dict[str, Any]], default: str | None, generator: str) -> str:
+def _readme(
+    title: str,
+    infos: dict[str, dict[str, Any]],
+    default: str | None,
+    generator: str,
+    notes: Sequence[str] = (),
+) -> str:
     """README.md whose YAML front matter has the `configs:` block that `load_dataset(<dir>, <config>)` reads.
 
     The `dataset_info` block (as on the hub) matters too: `datasets` keys its cache of a local directory on the
@@ -1079,6 +1148,7 @@ def _readme(title: str, infos: dict[str, dict[str, Any]], default: str | None, g
     front = yaml.safe_dump({"configs": configs, "dataset_info": dataset_info}, sort_keys=False, width=1000)
     table = [f"| `{name}` | {info['splits'][0]['num_examples']} |" for name, info in infos.items()]
     body = [f"# {title}", "", f"Generated by `{generator}`; do not edit.", ""]
+    body += [line for note in notes for line in (note, "")]
     return "---\n" + front + "---\n\n" + "\n".join(body + ["| config | rows |", "|---|---|", *table]) + "\n"
 
 
@@ -1088,12 +1158,15 @@ def write_hf_snapshot(
     title: str,
     default: str | None = None,
     generator: str = "clear_lightning.data.clear_mini",
+    notes: Sequence[str] = (),
 ) -> None:
     """The hub's dataset layout: one parquet file per config (written through `datasets`, so the HF feature
-    metadata is embedded) and a README listing the configs. CLEAR-mini and the CV track's celebrities use it."""
+    metadata is embedded) and a README listing the configs (and `notes` paragraphs under the title).
+    CLEAR-mini and the CV track's celebrities use it."""
     with _quiet_progress():
         infos = {name: _write_parquet(rows, directory / _data_file(name)) for name, rows in tables.items()}
-    (directory / "README.md").write_text(_readme(title, infos, default, generator), encoding="utf-8")
+    readme = _readme(title, infos, default, generator, notes)
+    (directory / "README.md").write_text(readme, encoding="utf-8")
 
 
 @contextmanager
@@ -1110,10 +1183,31 @@ def _quiet_progress() -> Iterator[None]:
             datasets.enable_progress_bars()
 
 
+_NOTES = {
+    "clear": (
+        "`holdout01_perturbed`, `holdout05_perturbed`, `holdout10_perturbed` are CLEAR-mini's addition (therem/CLEAR "
+        "has no holdout persons): the face images of persons that are in no other config and so never trained on, "
+        "with the columns of `forgetNN_perturbed`, sized like `forgetNN` (for membership inference, SPEC §10).",
+    ),
+    "tofu": (
+        "`holdout01`, `holdout05`, `holdout10` follow locuslab/TOFU's holdout configs (question, answer): the QA of "
+        "authors who are in no other config and so never trained on. `holdout01_perturbed`, `holdout05_perturbed`, "
+        "`holdout10_perturbed` are CLEAR-mini's addition: the same rows with the columns of `forgetNN_perturbed`, "
+        "so the holdout set gets truth ratios.",
+    ),
+}
+
+
 def _write_snapshot(
     directory: Path, kind: str, tables: dict[str, list[dict]], config: ClearMiniConfig
 ) -> None:
-    write_hf_snapshot(directory, tables, _TITLES[kind], default="full" if kind == "clear" else None)
+    write_hf_snapshot(
+        directory,
+        tables,
+        _TITLES[kind],
+        default="full" if kind == "clear" else None,
+        notes=_NOTES.get(kind, ()),
+    )
     meta = {
         "config": asdict(config),
         "generator_version": GENERATOR_VERSION,

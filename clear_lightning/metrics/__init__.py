@@ -2,4 +2,7 @@
 
 `functional` holds the formulas, `items.ItemResults` gathers per-item numbers across ranks, `summary` turns
 per-item records into the paper-mode summary and leaderboard, `reference_compat` reproduces the authors' code.
+`diagnostics` judges a paper-mode summary (the component that sets each aggregate, degenerate flags, the share of
+the original-to-gold gap closed, gold's holdout gap) and `bootstrap` gives person-level intervals of any statistic
+of the records; `run._write_results` puts both into every paper-mode summary.json.
 """

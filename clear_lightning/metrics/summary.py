@@ -26,10 +26,12 @@ def set_group(name: str) -> str:
         return "forget"
     if name.startswith("retain_") and len(name) > len("retain_"):
         return "retain"
+    if name.startswith("holdout_") and len(name) > len("holdout_"):
+        return "holdout"  # persons no model was trained on: scored, never part of an aggregate
     if (name.startswith("real_") and len(name) > len("real_")) or name == "world_facts":
         return "real"
     raise ValueError(
-        f"unknown evaluation set {name!r}: expected forget_<task>, retain_<task>, real_<name> or world_facts"
+        f"unknown evaluation set {name!r}: expected forget_<task>, retain_<task>, holdout_<task>, real_<name> or world_facts"
     )
 
 
