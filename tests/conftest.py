@@ -60,3 +60,14 @@ def tiny_checkpoint(unlearn_result) -> Path:
     cfg, _ = unlearn_result
     path, _ = finetuned_model(Context(cfg), "original", build=False)
     return path
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny matrices: OpenMP threads only contend (20× slower on a busy 2-core machine)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -7,10 +7,14 @@ from statistics import fmean
 import numpy as np
 import pytest
 
-from clear_lightning.metrics.bootstrap import bootstrap, bootstrap_intervals
+from clear_lightning.metrics.bootstrap import bootstrap
 from clear_lightning.metrics.summary import summarize
 
 SETS = ("forget_qa", "forget_caption", "retain_qa", "retain_caption", "real_faces", "real_world")
+
+
+def _intervals(*args, **kwargs):
+    return bootstrap(*args, **kwargs).intervals
 
 
 def _records(n_persons: int, items_per_set: int = 3, seed: int = 0, sets=SETS, shift: float = 0.0) -> dict:
@@ -49,13 +53,13 @@ def _mean_probability(records_by_set) -> dict:
 
 def test_reproducible_for_a_fixed_seed_and_seed_matters():
     records = _records(20)
-    first = bootstrap_intervals(records, _mean_probability, n_boot=200, seed=7)
-    assert first == bootstrap_intervals(records, _mean_probability, n_boot=200, seed=7)
+    first = _intervals(records, _mean_probability, n_boot=200, seed=7)
+    assert first == _intervals(records, _mean_probability, n_boot=200, seed=7)
     assert set(first) == {"mean"}  # non-float values (str, int) are ignored
-    assert first != bootstrap_intervals(records, _mean_probability, n_boot=200, seed=8)
+    assert first != _intervals(records, _mean_probability, n_boot=200, seed=8)
     # independent of the order of sets and of records within a set
     shuffled = {name: list(reversed(records[name])) for name in reversed(list(records))}
-    again = bootstrap_intervals(shuffled, _mean_probability, n_boot=200, seed=7)
+    again = _intervals(shuffled, _mean_probability, n_boot=200, seed=7)
     assert again["mean"] == pytest.approx(first["mean"], abs=1e-12)
 
 
@@ -70,8 +74,8 @@ def test_interval_contains_point_estimate():
 
 
 def test_interval_shrinks_with_more_persons():
-    few = bootstrap_intervals(_records(5, seed=3), _mean_probability, n_boot=500, seed=0)["mean"]
-    many = bootstrap_intervals(_records(50, seed=3), _mean_probability, n_boot=500, seed=0)["mean"]
+    few = _intervals(_records(5, seed=3), _mean_probability, n_boot=500, seed=0)["mean"]
+    many = _intervals(_records(50, seed=3), _mean_probability, n_boot=500, seed=0)["mean"]
     ratio = (many[1] - many[0]) / (few[1] - few[0])
     assert ratio < 0.6  # about sqrt(5/50) = 0.32
 
@@ -94,9 +98,9 @@ def test_missing_person_key_names_the_set():
     records = _records(3)
     del records["retain_caption"][4]["person"]
     with pytest.raises(ValueError, match="retain_caption.*retain_caption-1-1.*'person'"):
-        bootstrap_intervals(records, _mean_probability, n_boot=10)
+        _intervals(records, _mean_probability, n_boot=10)
     with pytest.raises(ValueError, match="paired set 'forget_qa'"):
-        bootstrap_intervals(
+        _intervals(
             _records(3), lambda a, b: {}, n_boot=10, paired_records_by_set={"forget_qa": [{"id": "g"}]}
         )
 
@@ -168,7 +172,5 @@ def test_strata_keep_the_design_number_of_persons_per_group():
     # every replicate: 2 forget persons drawn (maybe one twice) and 38 retain persons, so the set sizes are fixed
     assert all(n_items == 6 and n_retain == 38 * 3 for _, n_items, n_retain in seen)
     assert {n for n, _, _ in seen[1:]} == {1, 2}
-    again = bootstrap_intervals(
-        records, summarize, n_boot=300, seed=0, strata=lambda name: name.split("_")[0]
-    )
+    again = _intervals(records, summarize, n_boot=300, seed=0, strata=lambda name: name.split("_")[0])
     assert again == result.intervals

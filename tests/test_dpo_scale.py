@@ -15,13 +15,7 @@ from clear_lightning.methods import losses
 from clear_lightning.methods.dpo import DirectPreference
 from clear_lightning.models.tiny import TinyLlamaSpec, text_config, train_tokenizer
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _neg_log_sigmoid(x: float) -> float:

@@ -222,19 +222,3 @@ def bootstrap(
         failures=dict(failures),
         strata={} if stratum_of is None else dict(sorted(Counter(stratum_of).items())),
     )
-
-
-def bootstrap_intervals(
-    records_by_set: Records,
-    statistic: Statistic,
-    n_boot: int = 1000,
-    seed: int = 0,
-    level: float = 0.95,
-    person_key: str = "person",
-    paired_records_by_set: Records | None = None,
-    strata: Callable[[str], str] | None = None,
-) -> dict[str, tuple[float, float]]:
-    """Just the {name: (lo, hi)} percentile intervals of `bootstrap` (use `bootstrap` for the counts)."""
-    return bootstrap(
-        records_by_set, statistic, n_boot, seed, level, person_key, paired_records_by_set, strata
-    ).intervals
