@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any
 
 import lightning as L
-import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -26,23 +24,11 @@ from .metrics.bootstrap import bootstrap
 from .metrics.diagnostics import DEFAULT_FLOOR, gap_closed_summary, holdout_gap, with_diagnostics
 from .metrics.reference_compat import summarize_reference_compat
 from .metrics.summary import SET_COMPONENTS, scored, set_group, summarize, summarize_set
-from .stages import Context, _plain
+from .stages import Context, _plain, set_threads
 
 log = logging.getLogger(__name__)
 STAGES = ("pretrain", "finetune", "gold", "unlearn", "eval")
 METRIC_MODES = ("paper", "reference_compat")
-
-
-def set_threads(threads: int | None) -> None:
-    """A fixed intra-op thread count (config `threads`), so that numbers do not depend on the machine's core
-    count or OMP_NUM_THREADS: CPU reductions split over another number of threads round differently."""
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # the tokenizer trainer's threads, likewise
-    if threads is not None:
-        if int(threads) < 1:
-            raise ClearConfigError(
-                f"threads={threads} is not a thread count", "use threads=1 (or null for torch's default)"
-            )
-        torch.set_num_threads(int(threads))
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
@@ -311,12 +297,8 @@ def _numbers(summary: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def _stratum(name: str) -> str:
-    """Bootstrap stratum of a set (`gold:forget_qa` as well): its group; holdout_* before set_group knows it."""
-    base = name.rsplit(":", 1)[-1]
-    try:
-        return set_group(base)
-    except ValueError:
-        return base.split("_", 1)[0]
+    """Bootstrap stratum of a set (`gold:forget_qa` as well): its group."""
+    return set_group(name.rsplit(":", 1)[-1])
 
 
 def _slim(

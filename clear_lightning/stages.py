@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,8 @@ class Context:
     """Everything a stage needs: the resolved config, the artifact store and the data source."""
 
     cfg: DictConfig
+    # content digests of every model directory this run loaded (weights, tokenizer), for provenance
+    loaded: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @cached_property
     def store(self) -> ArtifactStore:
@@ -84,11 +86,6 @@ class Context:
     def upstream_seed(self) -> int:
         """Seed of the base/original/gold models: fixed while `seed` varies the unlearning run."""
         return int(self.cfg.finetune.get("seed", 0))
-
-    @cached_property
-    def loaded(self) -> dict[str, dict[str, str]]:
-        """Content digests of every model directory this run loaded (weights, tokenizer), for provenance."""
-        return {}
 
     def provenance(self, **extra: Any) -> dict[str, Any]:
         source = self.source  # validates the data first, which recounts its rows
@@ -236,14 +233,29 @@ def finetuned_model(ctx: Context, which: str, build: bool) -> tuple[Path, dict[s
     return path / "model", key
 
 
+def set_threads(threads: int | None) -> None:
+    """A fixed intra-op thread count (config `threads`), so that numbers do not depend on the machine's core
+    count or OMP_NUM_THREADS: CPU reductions split over another number of threads round differently."""
+    import os
+
+    import torch
+
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # the tokenizer trainer's threads, likewise
+    if threads is not None:
+        if int(threads) < 1:
+            raise ClearConfigError(
+                f"threads={threads} is not a thread count", "use threads=1 (or null for torch's default)"
+            )
+        torch.set_num_threads(int(threads))
+
+
 @contextmanager
 def _threads(count: int | None) -> Iterator[None]:
     """A fixed thread count for one build (part of its recipe, hence of its key), then the run's again."""
     import torch
 
     before = torch.get_num_threads()
-    if count:
-        torch.set_num_threads(int(count))
+    set_threads(count or None)
     try:
         yield
     finally:
@@ -377,11 +389,11 @@ def load_gold(ctx: Context, path: Path) -> dict[str, list[dict[str, Any]]]:
         "truth_ratio_mean": "arithmetic",
         "max_items": None,
     }  # metadata written before these were recorded
-    for field in ("model", "split", "data_revision", "truth_ratio_mean", "max_items"):
-        if meta.get(field, defaults.get(field)) != want[field]:
+    for key in ("model", "split", "data_revision", "truth_ratio_mean", "max_items"):
+        if meta.get(key, defaults.get(key)) != want[key]:
             raise ClearConfigError(
-                f"the gold evaluation at {path} is for {field}={meta.get(field, defaults.get(field))!r}, "
-                f"this run has {want[field]!r}",
+                f"the gold evaluation at {path} is for {key}={meta.get(key, defaults.get(key))!r}, "
+                f"this run has {want[key]!r}",
                 "score against a gold evaluation with the same model, split, data revision, eval.truth_ratio_mean "
                 "and eval.max_items (stage=gold with the same overrides)",
             )
@@ -454,7 +466,6 @@ def _start_child(ctx: Context, which: str) -> Any:
 def _build_in_child(container: dict[str, Any], which: str) -> None:
     from .config import offline_by_default, register_resolvers
     from .logging_setup import quiet_libraries
-    from .run import set_threads
 
     offline_by_default()
     register_resolvers()

@@ -58,7 +58,7 @@ def build(root: str, overrides: list[str]) -> dict[str, Any]:
     start = time.perf_counter()
     out: dict[str, Any] = {"digests": {}}
     records = {}
-    from clear_lightning.run import set_threads
+    from clear_lightning.stages import set_threads
 
     set_threads(cfg.get("threads"))
     for which, (path, _, evaluation) in stages.references(ctx, build=True).items():
