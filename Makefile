@@ -7,7 +7,7 @@ export HF_DATASETS_OFFLINE=1
 export TRANSFORMERS_OFFLINE=1
 export WANDB_MODE=offline
 
-.PHONY: help setup demo test test-all test-gpu bench bench-gpu gpu-smoke lint format clean testbed-check
+.PHONY: help setup demo test test-shuffled test-all test-gpu bench bench-gpu gpu-smoke lint format clean testbed-check
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -24,12 +24,15 @@ setup: $(STAMP)  ## create .venv and install (torch 2.13.0 CPU wheel, no CUDA)
 demo: setup  ## the main job on the embedded default: tiny LLaVA, CLEAR-mini, gd, forget10, both modalities
 	$(PY) -m clear_lightning method=gd modality=both split=forget10
 
-test: setup  ## ruff + the fast test suite (no slow/gpu tests)
+test: setup  ## ruff + the fast test suite (no slow/gpu tests), in file order
 	$(PY) -m ruff check .
+	$(PY) -m pytest -q -p no:randomly -m "not slow and not gpu"
+
+test-shuffled: setup  ## the fast suite in a random order (pytest-randomly prints its seed; --randomly-seed=N repeats an order)
 	$(PY) -m pytest -q -m "not slow and not gpu"
 
 test-all: setup  ## every CPU test, including slow ones
-	$(PY) -m pytest -q -m "not gpu"
+	$(PY) -m pytest -q -p no:randomly -m "not gpu"
 
 bench: setup  ## stage timings, throughput, peak memory → bench/results.{json,md}; CV table time → bench/cv.{json,md}
 	$(PY) -m clear_lightning.bench --out bench

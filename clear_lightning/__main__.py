@@ -17,7 +17,7 @@ def main(cfg: DictConfig) -> None:
     from .logging_setup import quiet_libraries
 
     quiet_libraries()  # before importing the stack: some libraries complain at import time
-    from .run import run
+    from .pipeline import run
 
     run_or_exit(run, cfg)
 

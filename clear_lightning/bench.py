@@ -39,15 +39,15 @@ def _json(path: Path) -> dict[str, Any]:
 
 def _methods(root: Path, overrides: list[str]) -> dict[str, dict[str, float]]:
     """Each method once on the cached upstream models: training samples/s and wall time of unlearn + eval."""
-    from .config import CONFIG_DIR
-    from .run import run
+    from .config import options
+    from .pipeline import run
 
     out = {}
-    for yaml in sorted((CONFIG_DIR / "method").glob("*.yaml")):
-        cfg = _compose(root, root / "runs" / f"method_{yaml.stem}", [f"method={yaml.stem}", *overrides])
+    for method in options("method"):
+        cfg = _compose(root, root / "runs" / f"method_{method}", [f"method={method}", *overrides])
         t0 = time.perf_counter()
         cost = run(cfg)["summary"]["cost"]
-        out[yaml.stem] = {
+        out[method] = {
             "train_samples_per_second": cost["train_samples_per_second"],
             "fit_seconds": cost["fit_seconds"],
             "unlearn_and_eval_seconds": time.perf_counter() - t0,
@@ -59,7 +59,7 @@ def bench(out: Path, overrides: list[str], methods: bool = True) -> dict[str, An
     from .logging_setup import quiet_libraries
 
     quiet_libraries()
-    from .run import run
+    from .pipeline import run
 
     root = Path(tempfile.mkdtemp(prefix="clear_bench_"))
     results: dict[str, Any] = {"overrides": overrides, "stages": {}}

@@ -1,14 +1,16 @@
 """`make bench-gpu`: what our reference model saves, on a random-init LLaVA with the 7B configuration.
 
-No download: the network is LLaVA-1.5-7B's architecture (CLIP ViT-L/14-336 + Llama-2-7B) with random
-weights, saved once and re-loaded through `models.load.load_model` like the real checkpoint. For one
-unlearning method that needs θ₀ (KL by default), it measures peak GPU memory and training tokens/s of
+No download: the network is the architecture of `conf/model/llava_1_5_7b.yaml`'s checkpoint (LLaVA-1.5-7B:
+CLIP ViT-L/14-336 + Llama-2-7B; see `llava_config` for where it is read from) with random weights, saved once
+and re-loaded through `models.load.load_model` like the real checkpoint, with that model config's LoRA adapter.
+For one unlearning method that needs θ₀ (KL by default), it measures peak GPU memory and training tokens/s of
 
 - `lora_bf16`: LoRA student, θ₀ = the same weights with the adapter disabled (ours, one copy);
 - `qlora_4bit`: the same on 4-bit NF4 weights (bitsandbytes);
 - `copy_reference`: LoRA student + a frozen second bf16 copy as θ₀ (the authors' code).
 
-`--scale tiny` runs the same code on a tiny LLaVA (CPU-testable). Results: `<out>/gpu.json` and `gpu.md`.
+`--scale tiny` runs the same code on `conf/model/tiny_llava.yaml`'s network (CPU-testable); `--scale` also takes
+any LLaVA model config's name. Results: `<out>/gpu.json` and `gpu.md`.
 """
 
 from __future__ import annotations
@@ -21,12 +23,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .config import offline_by_default  # noqa: E402
+from .config import CONFIG_DIR, offline_by_default, register_resolvers
 
 offline_by_default()
 
 import lightning as L  # noqa: E402
 import torch  # noqa: E402
+from omegaconf import DictConfig, OmegaConf  # noqa: E402
 from torch.utils.data import DataLoader, Dataset  # noqa: E402
 
 VARIANTS = {
@@ -34,63 +37,93 @@ VARIANTS = {
     "qlora_4bit": {"quantization": "4bit", "reference": "adapter"},
     "copy_reference": {"quantization": None, "reference": "copy"},
 }
-LORA = {
-    "r": 8,
-    "lora_alpha": 32,
-    "lora_dropout": 0.0,
-    "target_modules": r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)",
+SCALES = {"7b": "llava_1_5_7b", "tiny": "tiny_llava"}  # `--scale`: a model config of conf/model/
+# What a checkpoint's own config.json sets beyond transformers' `LlavaConfig` defaults, for the checkpoints a
+# model config names and this machine may not hold. The defaults ARE LLaVA-1.5-7B's architecture (transformers
+# documents `LlavaConfig()` as "llava-1.5-7b style": CLIP ViT-L/14 at 336 px, 576 image tokens, image token 32000,
+# vision feature layer -2, "default" select strategy, gelu projector, and `LlamaConfig()` = Llama-2-7B's decoder);
+# llava-hf/llava-1.5-7b-hf's config.json overrides only the decoder's vocabulary (32064, padded), context length
+# and RMSNorm epsilon, so these entries are that file's architecture info, not a re-typed architecture.
+# `tests/test_bench_gpu.py` checks the result has LLaVA-1.5-7B's 7.06 B parameters.
+CHECKPOINT_CONFIGS: dict[str, dict[str, Any]] = {
+    "llava-hf/llava-1.5-7b-hf": {
+        "text_config": {
+            "model_type": "llama",
+            "vocab_size": 32064,
+            "max_position_embeddings": 4096,
+            "rms_norm_eps": 1e-5,
+        },
+    },
 }
 
 
-def llava_config(scale: str) -> Any:
-    """LLaVA-1.5-7B's configuration (`llava-hf/llava-1.5-7b-hf`), or a tiny one with the same shape."""
-    from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig
+def model_config(name: str) -> DictConfig:
+    """The `model` node of `python -m clear_lightning model=<name>` (7b / tiny: `SCALES`), composed by Hydra from
+    conf/model/ alone (the leaf and its defaults, e.g. `_base`), interpolations resolved."""
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import MissingConfigException
 
-    if scale == "7b":
-        vision = CLIPVisionConfig(
-            hidden_size=1024,
-            intermediate_size=4096,
-            num_hidden_layers=24,
-            num_attention_heads=16,
-            image_size=336,
-            patch_size=14,
-            projection_dim=768,
+    register_resolvers()
+    name = SCALES.get(name, name)
+    try:
+        with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+            cfg = compose(overrides=[f"+model={name}"]).model
+    except MissingConfigException:
+        known = sorted([*SCALES, *(p.stem for p in (CONFIG_DIR / "model").glob("[!_]*.yaml"))])
+        raise ValueError(f"unknown model config '{name}': use one of {known}") from None
+    OmegaConf.resolve(cfg)
+    if cfg.get("model_class") != "image_text_to_text":
+        raise ValueError(
+            f"model '{cfg.name}' is a {cfg.get('model_class')} model: the benchmark needs a LLaVA"
         )
-        text = LlamaConfig(
-            vocab_size=32064,
-            hidden_size=4096,
-            intermediate_size=11008,
-            num_hidden_layers=32,
-            num_attention_heads=32,
-            num_key_value_heads=32,
-            max_position_embeddings=4096,
-            rms_norm_eps=1e-5,
-        )
-    elif scale == "tiny":
-        vision = CLIPVisionConfig(
-            hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, image_size=32
-        )
-        vision.patch_size = 8
-        text = LlamaConfig(
-            vocab_size=512,
-            hidden_size=64,
-            intermediate_size=128,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=4,
-        )
-    else:
-        raise ValueError(f"unknown scale '{scale}': use 7b or tiny")
-    image_tokens = (vision.image_size // vision.patch_size) ** 2
-    return LlavaConfig(
-        vision_config=vision,
-        text_config=text,
-        image_token_index=text.vocab_size - 64,
-        image_seq_length=image_tokens,
-        vision_feature_layer=-2,
-        vision_feature_select_strategy="default",
-        projector_hidden_act="gelu",
-    )
+    return cfg
+
+
+class _Vocabulary:
+    """What `models.tiny.build_model` reads of its tokenizer: a vocabulary of `size` tokens, the special tokens
+    first (`models.tiny.SPECIAL_TOKENS`). The real tokenizer is trained on the dataset; the benchmark has none."""
+
+    def __init__(self, size: int):
+        from .models.tiny import SPECIAL_TOKENS
+
+        self.size, self.ids = size, {t: i for i, t in enumerate(SPECIAL_TOKENS)}
+        self.pad_token_id, self.bos_token_id = self.ids["<pad>"], self.ids["<s>"]
+        self.eos_token_id = self.ids["</s>"]
+
+    def __len__(self) -> int:
+        return self.size
+
+    def convert_tokens_to_ids(self, token: str) -> int:
+        return self.ids[token]
+
+
+def llava_config(model: DictConfig | str) -> Any:
+    """The architecture of a model config's network, with no download:
+
+    - `build` (a config-built model such as tiny_llava): the config `models.tiny.build_model` gives that spec;
+    - `path`: the checkpoint's own config.json where it is local (a directory, or the Hugging Face cache);
+    - else `CHECKPOINT_CONFIGS[path]` over transformers' `LlavaConfig` defaults (see there).
+    """
+    from transformers import AutoConfig
+
+    cfg = model_config(model) if isinstance(model, str) else model
+    if cfg.get("build") is not None:
+        from hydra.utils import instantiate
+
+        from .models.tiny import build_model
+
+        spec = instantiate(cfg.build)
+        return build_model(_Vocabulary(spec.vocab_size), spec).config
+    path, revision = str(cfg.path), cfg.get("revision")
+    try:
+        return AutoConfig.from_pretrained(path, revision=revision, local_files_only=True)
+    except OSError:
+        if path not in CHECKPOINT_CONFIGS:
+            raise ValueError(
+                f"model '{cfg.name}': {path} is neither local nor in bench_gpu.CHECKPOINT_CONFIGS; download it "
+                "(huggingface-cli download) or add its config.json's entries there"
+            ) from None
+    return AutoConfig.for_model("llava", **CHECKPOINT_CONFIGS[path])
 
 
 def save_random_llava(config: Any, out: Path, device: str) -> Path:
@@ -119,7 +152,9 @@ class _Synthetic(Dataset):
     def _row(self) -> dict[str, torch.Tensor]:
         c = self.config
         n_image = c.image_seq_length
-        text = torch.randint(3, c.image_token_index, (self.text_tokens,), generator=self.generator)
+        # random text ids in [3, vocab), never the image token (the first special tokens pad, unk, bos are left out)
+        text = torch.randint(3, c.text_config.vocab_size - 1, (self.text_tokens,), generator=self.generator)
+        text += (text >= c.image_token_index).long()
         ids = torch.cat([text[:2], torch.full((n_image,), c.image_token_index), text[2:]])
         labels = torch.full_like(ids, -100)
         labels[-self.answer_tokens :] = ids[-self.answer_tokens :]
@@ -175,6 +210,7 @@ def _free(device: str) -> None:
 def measure(
     checkpoint: Path,
     config: Any,
+    model_cfg: DictConfig,
     variant: str,
     device: str,
     steps: int,
@@ -183,7 +219,9 @@ def measure(
     answer_tokens: int,
     gradient_checkpointing: bool,
 ) -> dict[str, Any]:
-    """Load, wrap in the KL method, train `steps` batches of batch size 1 per stream; peak memory and speed."""
+    """Load, wrap in the KL method with the model config's LoRA, train `steps` batches of batch size 1 per stream;
+    peak memory and speed. Attention is sdpa for every variant (the model config's `auto` would pick flash-attn
+    where installed), so the variants differ only in how θ₀ is kept."""
     from .methods.kl import KLMinimisation
     from .models.load import load_model
 
@@ -193,7 +231,7 @@ def measure(
         torch.cuda.reset_peak_memory_stats()
     model = load_model(
         str(checkpoint),
-        "image_text_to_text",
+        str(model_cfg.model_class),
         dtype,
         spec["quantization"],
         "sdpa",
@@ -201,7 +239,12 @@ def measure(
     )
     if device == "cuda" and spec["quantization"] is None:
         model = model.to(device)
-    method = KLMinimisation(model, name="kl", lora_config=dict(LORA), reference=spec["reference"], lr=1e-5)
+    method = KLMinimisation(
+        model,
+        name="kl",
+        lora_config=OmegaConf.to_container(model_cfg.lora, resolve=True),
+        reference=spec["reference"],
+    )  # the paper's optimiser (AdamW, lr 1e-5, wd 0.01) and schedule: UnlearningModule's defaults
     weights = {"student_and_adapter": _bytes(method.model), "reference_copy": _bytes(method.reference_model)}
     data = DataLoader(_Synthetic(config, warmup + steps, text_tokens, answer_tokens), batch_size=1)
     timer = _Timer(warmup)
@@ -235,7 +278,7 @@ def measure(
 
 
 def run(
-    scale: str = "7b",
+    scale: str = "7b",  # 7b, tiny (SCALES) or a conf/model/ config name
     variants: tuple[str, ...] = tuple(VARIANTS),
     device: str | None = None,
     steps: int = 10,
@@ -249,7 +292,8 @@ def run(
     unknown = set(variants) - set(VARIANTS)
     if unknown:
         raise ValueError(f"unknown variant(s) {sorted(unknown)}: use {sorted(VARIANTS)}")
-    config = llava_config(scale)
+    model_cfg = model_config(scale)
+    config = llava_config(model_cfg)
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         start = time.perf_counter()
         checkpoint = save_random_llava(config, Path(tmp) / "llava", device)
@@ -258,6 +302,7 @@ def run(
             measure(
                 checkpoint,
                 config,
+                model_cfg,
                 v,
                 device,
                 steps,
@@ -275,6 +320,8 @@ def run(
         ratio = by_name["lora_bf16"][key] / by_name["copy_reference"][key]
     return {
         "scale": scale,
+        "model": str(model_cfg.name),
+        "architecture": str(model_cfg.path or "built from model.build"),
         "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
         "method": "kl (θ₀ forward on retain, student on forget + retain)",
         "batch": f"1 forget + 1 retain row, {config.image_seq_length} image + {text_tokens} text tokens each",
@@ -313,7 +360,7 @@ def to_markdown(report: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("bench"))
-    parser.add_argument("--scale", choices=("7b", "tiny"), default="7b")
+    parser.add_argument("--scale", default="7b", help="7b, tiny or a conf/model/ LLaVA config name")
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)

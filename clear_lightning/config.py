@@ -15,7 +15,7 @@ def register_resolvers() -> None:
     """`${clear_root:}` = the project root (no dependence on the working directory);
     `${run_label:stage,method}` = the method for unlearning runs, else the stage name;
     `${by_metric_mode:mode,paper_value,compat_value}` = an evaluation setting that follows `metric_mode`, so
-    `metric_mode=reference_compat` alone switches to the authors' evaluation (SPEC §7) and the resolved value
+    `metric_mode=reference_compat` alone switches to the authors' evaluation (benchmark.md §7) and the resolved value
     is what the config, the artifact key and the summary record."""
     OmegaConf.register_new_resolver("clear_root", lambda: str(PROJECT_ROOT), replace=True)
     OmegaConf.register_new_resolver(
@@ -41,3 +41,9 @@ def offline_by_default() -> None:
     for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
         os.environ.setdefault(var, "1")
     os.environ.setdefault("WANDB_MODE", "offline")
+
+
+def options(group: str) -> list[str]:
+    """The choosable options of a config group (`method`, `model`, …): its YAML files, without the `_`-prefixed
+    bases the options inherit from."""
+    return sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml") if not p.stem.startswith("_"))

@@ -41,11 +41,13 @@ def build(root: str, overrides: list[str]) -> dict[str, Any]:
     """Build (or find) original + gold and their evaluations under `root`; return their summaries and digests."""
     from hydra import compose, initialize_config_dir
 
-    from clear_lightning import stages
     from clear_lightning.config import CONFIG_DIR, offline_by_default, register_resolvers
     from clear_lightning.evaluation.records import read_records
     from clear_lightning.logging_setup import quiet_libraries
     from clear_lightning.metrics.summary import summarize
+    from clear_lightning.pipeline.compose import assemble
+    from clear_lightning.pipeline.fit import set_threads
+    from clear_lightning.pipeline.upstream import base_model, references
 
     offline_by_default()
     register_resolvers()
@@ -54,17 +56,15 @@ def build(root: str, overrides: list[str]) -> dict[str, Any]:
         cfg = compose("config", overrides=[f"paths.root={root}", f"run_dir={root}/run", *overrides])
     import torch
 
-    ctx = stages.Context(cfg)
+    p = assemble(cfg)
     start = time.perf_counter()
     out: dict[str, Any] = {"digests": {}}
     records = {}
-    from clear_lightning.stages import set_threads
-
-    set_threads(cfg.get("threads"))
-    for which, (path, _, evaluation) in stages.references(ctx, build=True).items():
+    set_threads(p.settings.threads)
+    for which, (path, _, evaluation) in references(p, build=True).items():
         out["digests"][which] = weights_digest(path)
         records[which] = read_records(evaluation / "eval")
-    base_path, _ = stages.base_model(ctx, build=False)
+    base_path, _ = base_model(p, build=False)
     out["digests"]["base"] = weights_digest(Path(base_path))
     out["seconds"] = time.perf_counter() - start
     out["threads"] = torch.get_num_threads()

@@ -20,6 +20,14 @@ from clear_lightning.config import CONFIG_DIR, register_resolvers  # noqa: E402
 register_resolvers()
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--regenerate-golden",
+        action="store_true",
+        help="print tests/test_golden.py's numbers instead of checking",
+    )
+
+
 @pytest.fixture(scope="session")
 def clear_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One artifact root for the whole session, so tiny models are built once and reused."""
@@ -46,7 +54,7 @@ def make_cfg(clear_home: Path, tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="session")
 def unlearn_result(make_cfg):
     """The default pipeline (gd, forget10, both) on the fast config: builds base, original, gold, evals."""
-    from clear_lightning.run import run
+    from clear_lightning.pipeline import run
 
     cfg = make_cfg()
     return cfg, run(cfg)
@@ -55,10 +63,11 @@ def unlearn_result(make_cfg):
 @pytest.fixture(scope="session")
 def tiny_checkpoint(unlearn_result) -> Path:
     """The stored original model of the fast config (a real from_pretrained directory)."""
-    from clear_lightning.stages import Context, finetuned_model
+    from clear_lightning.pipeline.compose import assemble
+    from clear_lightning.pipeline.upstream import finetuned_model
 
     cfg, _ = unlearn_result
-    path, _ = finetuned_model(Context(cfg), "original", build=False)
+    path, _ = finetuned_model(assemble(cfg), "original", build=False)
     return path
 
 

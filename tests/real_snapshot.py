@@ -1,6 +1,6 @@
 """A stand-in for clones of `therem/CLEAR` and `locuslab/TOFU`, written independently of CLEAR-mini's generator.
 
-Every config name and column of SPEC §2, a few rows each and tiny images, in the hub layout (a README with a
+Every config name and column of benchmark.md §2, a few rows each and tiny images, in the hub layout (a README with a
 `configs:` block + parquet files), so the real-data path (`data=clear data.path=...`) is exercised on files
 our own generator did not write. `drop_configs` / `drop_columns` make broken snapshots for error tests.
 As in TOFU, the QA of one person is a block of consecutive rows (QA_PER_PERSON here, 20 in TOFU), in the order
@@ -18,7 +18,7 @@ import datasets
 from PIL import Image
 
 PERSONS = ["Basil Mahfouz Al-Kuwaiti", "Nikolai Abilov", "Hina Ameen", "Jaime Vasquez", "Chukwu Akabueze"]
-# nested forget sets, as in CLEAR: forget01 = the first two persons (SPEC §2), forget10 adds one more
+# nested forget sets, as in CLEAR: forget01 = the first two persons (benchmark.md §2), forget10 adds one more
 FORGET = {"forget01": PERSONS[:2], "forget05": PERSONS[:2], "forget10": PERSONS[:3]}
 RETAIN = {"retain99": PERSONS[2:], "retain95": PERSONS[2:], "retain90": PERSONS[3:]}
 CELEBRITIES = ["Ada Lovelace", "Alan Turing", "Grace Hopper"]
@@ -120,7 +120,7 @@ def clear_tables() -> dict[str, list[dict]]:
     for split, persons in FORGET.items():
         tables[f"{split}_perturbed"] = _perturbed_images(persons)
     tables["retain_perturbed"] = _perturbed_images(RETAIN["retain90"])
-    tables["real_faces"] = [  # even rows list the answer among the options, odd rows do not (SPEC §2)
+    tables["real_faces"] = [  # even rows list the answer among the options, odd rows do not (benchmark.md §2)
         {
             "image": _png(_colour(10 + i)),
             "answer": name,

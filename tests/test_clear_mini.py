@@ -1,4 +1,4 @@
-"""CLEAR-mini: the synthetic dataset must match the real CLEAR/TOFU on-disk contract (SPEC §2) and be reproducible."""
+"""CLEAR-mini: the synthetic dataset must match the real CLEAR/TOFU on-disk contract (benchmark.md §2) and be reproducible."""
 
 from __future__ import annotations
 
@@ -11,17 +11,18 @@ import pytest
 from PIL import Image
 
 from clear_lightning.data import clear_mini as cm
+from clear_lightning.data import hf_snapshot
 from clear_lightning.data.clear_mini import (
     ClearMiniConfig,
-    forget_person_count,
     generate_clear_mini,
-    load_idk_answers,
     revision,
     split_persons,
 )
 from clear_lightning.data.faces import draw_face, draw_scene, random_identity, random_scene, random_variation
+from clear_lightning.data.idk import load_idk_answers
+from clear_lightning.data.mini_config import forget_person_count
 
-# SPEC §2, written out here independently of the package's own schema module.
+# benchmark.md §2, written out here independently of the package's own schema module.
 _IMG = ["image", "caption", "name"]
 _MIX = ["image", "caption", "question", "answer"]
 _PIMG = _IMG + ["paraphrased_caption", "perturbed_captions", "perturbed_names"]
@@ -323,7 +324,7 @@ def test_interrupted_generation_leaves_old_snapshots_or_none(
     tiny = ClearMiniConfig(
         num_persons=3, qa_per_person=2, images_per_person=1, num_real_world=4, num_prior_world=4
     )
-    real_write, calls = cm._write_parquet, []
+    real_write, calls = hf_snapshot._write_parquet, []
 
     def flaky(rows: list[dict], path: Path) -> dict:
         calls.append(path)
@@ -331,15 +332,15 @@ def test_interrupted_generation_leaves_old_snapshots_or_none(
             raise RuntimeError("interrupted")
         return real_write(rows, path)
 
-    monkeypatch.setattr(cm, "_write_parquet", flaky)
+    monkeypatch.setattr(hf_snapshot, "_write_parquet", flaky)
     with pytest.raises(RuntimeError, match="interrupted"):
         generate_clear_mini(tmp_path / "fresh", tiny)
     assert list((tmp_path / "fresh").iterdir()) == []
 
-    monkeypatch.setattr(cm, "_write_parquet", real_write)
+    monkeypatch.setattr(hf_snapshot, "_write_parquet", real_write)
     before = _files(tmp_path / "old") if generate_clear_mini(tmp_path / "old", tiny) else {}
     calls.clear()
-    monkeypatch.setattr(cm, "_write_parquet", flaky)
+    monkeypatch.setattr(hf_snapshot, "_write_parquet", flaky)
     with pytest.raises(RuntimeError, match="interrupted"):
         generate_clear_mini(tmp_path / "old", ClearMiniConfig(**{**tiny.__dict__, "seed": 4}))
     assert _files(tmp_path / "old") == before

@@ -1,4 +1,4 @@
-"""Label masks cover exactly the answer tokens, with `<image>` expanded by the processor (SPEC §3)."""
+"""Label masks cover exactly the answer tokens, with `<image>` expanded by the processor (benchmark.md §3)."""
 
 from __future__ import annotations
 

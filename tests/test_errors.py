@@ -8,7 +8,7 @@ import pytest
 from hydra.errors import ConfigCompositionException
 
 from clear_lightning.errors import ClearConfigError
-from clear_lightning.run import run
+from clear_lightning.pipeline import run
 
 
 def test_unknown_method_lists_the_available_ones(make_cfg) -> None:

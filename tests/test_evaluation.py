@@ -14,7 +14,8 @@ from clear_lightning.errors import ClearConfigError
 from clear_lightning.evaluation.module import Evaluator, _per_item
 from clear_lightning.evaluation.records import read_records
 from clear_lightning.metrics.summary import summarize
-from clear_lightning.stages import Context, load_gold
+from clear_lightning.pipeline.compose import assemble
+from clear_lightning.pipeline.evaluation import load_gold
 
 
 def test_per_item_scatter_of_candidate_losses() -> None:
@@ -77,24 +78,24 @@ def test_forget_quality_is_scipy_ks_on_stored_records(unlearn_result) -> None:
 
 def test_gold_of_another_split_is_refused(unlearn_result, make_cfg, tmp_path: Path) -> None:
     _, result = unlearn_result
-    ctx = Context(make_cfg("split=forget05"))
+    p = assemble(make_cfg("split=forget05"))
     with pytest.raises(ClearConfigError, match=r"(?s)split='forget10'.*this run has 'forget05'.*fix:"):
-        load_gold(ctx, Path(result["gold_eval"]))
+        load_gold(p, Path(result["gold_eval"]))
     with pytest.raises(ClearConfigError, match="no gold evaluation metadata"):
-        load_gold(ctx, tmp_path)
+        load_gold(p, tmp_path)
 
 
 def test_gold_with_another_truth_ratio_mean_or_item_cap_is_refused(unlearn_result, make_cfg) -> None:
     _, result = unlearn_result
     gold = Path(result["gold_eval"])
     with pytest.raises(ClearConfigError, match=r"(?s)truth_ratio_mean='arithmetic'.*'geometric'.*fix:"):
-        load_gold(Context(make_cfg("eval.truth_ratio_mean=geometric")), gold)
+        load_gold(assemble(make_cfg("eval.truth_ratio_mean=geometric")), gold)
     with pytest.raises(ClearConfigError, match=r"(?s)max_items=4.*this run has 3"):
-        load_gold(Context(make_cfg("eval.max_items=3")), gold)
+        load_gold(assemble(make_cfg("eval.max_items=3")), gold)
 
 
 def test_reference_compat_mode_writes_its_own_summary(unlearn_result, make_cfg) -> None:
-    from clear_lightning.run import run
+    from clear_lightning.pipeline import run
 
     cfg = make_cfg("metric_mode=reference_compat", "method=ga")
     assert cfg.eval.generation == "text_only_legacy" and cfg.eval.real_world_column == "question"
@@ -110,7 +111,7 @@ def test_reference_compat_mode_writes_its_own_summary(unlearn_result, make_cfg) 
     ]
     assert "forget_qa/probability" not in summary and summary["forget_quality"] is not None
     records = read_records(Path(cfg.run_dir) / "eval")
-    rows = Context(cfg).source.load("clear", "real_world")
+    rows = assemble(cfg).source.load("clear", "real_world")
     assert [r["question"] for r in records["real_world"]] == rows["question"][: len(records["real_world"])]
     assert rows["question"][0] != rows["prompt"][0]  # the authors' column, not paper mode's prompt
     with pytest.raises(ClearConfigError, match="unknown metric_mode"):
@@ -146,13 +147,13 @@ def test_text_only_legacy_generation_drops_the_image(tiny_checkpoint) -> None:
 
 def test_answer_eos_switch_changes_only_the_scored_tokens(unlearn_result, make_cfg, tiny_checkpoint) -> None:
     from clear_lightning.models.load import load_model, load_processor
-    from clear_lightning.stages import evaluate
+    from clear_lightning.pipeline.evaluation import evaluate
 
     model, processor = load_model(str(tiny_checkpoint)), load_processor(str(tiny_checkpoint))
     sets = "eval.sets=[forget_qa]"
-    with_eos, _ = evaluate(Context(make_cfg(sets, "eval.max_items=2")), model, processor)
+    with_eos, _ = evaluate(assemble(make_cfg(sets, "eval.max_items=2")), model, processor)
     without, _ = evaluate(
-        Context(make_cfg(sets, "eval.max_items=2", "eval.answer_eos=false")), model, processor
+        assemble(make_cfg(sets, "eval.max_items=2", "eval.answer_eos=false")), model, processor
     )
     a, b = with_eos["forget_qa"][0], without["forget_qa"][0]
     assert a["generation"] == b["generation"] and a["loss"] != b["loss"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from clear_lightning.run import run
+from clear_lightning.pipeline import run
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 

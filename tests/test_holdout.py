@@ -11,16 +11,17 @@ import pytest
 import yaml
 from real_snapshot import HOLDOUT, HOLDOUT_PERSONS, QA_PER_PERSON, write_real_like
 
+from clear_lightning.contract import CLEAR_SCHEMA, TOFU_SCHEMA
 from clear_lightning.data.clear_mini import (
     ClearMiniConfig,
-    forget_person_count,
     generate_clear_mini,
     holdout_persons,
     split_persons,
 )
 from clear_lightning.data.datamodule import CLEARDataModule
 from clear_lightning.data.examples import Example, corpus, prior_examples, training_examples
-from clear_lightning.data.schema import CLEAR_SCHEMA, TOFU_SCHEMA, is_optional
+from clear_lightning.data.mini_config import forget_person_count
+from clear_lightning.data.schema import is_optional
 from clear_lightning.data.source import ClearMiniSource, SnapshotSource
 from clear_lightning.errors import ClearConfigError
 
@@ -273,7 +274,7 @@ def test_schema_lists_holdout_configs_as_optional() -> None:
 def test_real_snapshot_without_holdout_validates_and_skips_the_holdout_sets(tmp_path: Path) -> None:
     clear, tofu = write_real_like(tmp_path)
     source = SnapshotSource("clear", str(clear), str(tofu), qa_per_person=QA_PER_PERSON)
-    counts = source.validate()  # SPEC §2 validation does not require holdout configs
+    counts = source.validate()  # benchmark.md §2 validation does not require holdout configs
     assert "holdout10" not in counts["tofu"]
     dm = CLEARDataModule(source, _Encoder(), eval_sets=["forget_qa", *HOLDOUT_SETS])
     assert set(dm.skipped_sets) == set(HOLDOUT_SETS)  # known before (and without) building any item

@@ -2,32 +2,38 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import itertools
+import re
 
-from hydra._internal.config_loader_impl import ConfigLoaderImpl
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-from hydra._internal.utils import create_config_search_path
-from hydra.core.config_search_path import SearchPathQuery
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.types import RunMode
+from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from clear_lightning.config import CONFIG_DIR, PROJECT_ROOT
+from clear_lightning.config import CONFIG_DIR, PROJECT_ROOT, options
 
 SWEEPS = PROJECT_ROOT / "sweeps"
-METHODS = sorted(p.stem for p in (Path(CONFIG_DIR) / "method").glob("*.yaml"))
+METHODS = options("method")
+SEARCH = f"hydra.searchpath=[file://{CONFIG_DIR}]"  # what --config-dir sweeps adds: the sweeps find `config`
+
+
+def _values(group: str, spec: str) -> list[str]:
+    """A sweeper value list: `a,b,c`, or `glob(*,exclude=_*)` over a config group's options."""
+    glob = re.fullmatch(r"glob\(\*(?:,exclude=_\*)?\)", spec)
+    if glob:
+        assert "exclude=_*" in spec, f"{group}: glob(*) would also sweep the _base YAML"
+        return options(group)
+    return spec.split(",")
 
 
 def _jobs(name: str) -> list:
-    """Job configs of a sweep: search path as with --config-dir, params split by Hydra's basic sweeper."""
-    search_path = create_config_search_path(str(CONFIG_DIR))
-    search_path.prepend("command-line", f"file://{SWEEPS}", anchor=SearchPathQuery(provider="schema"))
-    loader = ConfigLoaderImpl(config_search_path=search_path)
-    master = loader.load_configuration(name, overrides=[], run_mode=RunMode.MULTIRUN)
-    params = [f"{k}={v}" for k, v in master.hydra.sweeper.params.items()]
-    overrides = OverridesParser.create(config_loader=loader).parse_overrides(params)
-    jobs = [job for batch in BasicSweeper.split_arguments(overrides, None) for job in batch]
-    return [loader.load_sweep_config(master, job) for job in jobs]
+    """Job configs of a sweep, composed with Hydra's public compose API: the sweep's params crossed."""
+    with initialize_config_dir(str(SWEEPS), version_base="1.3"):
+        master = compose(name, overrides=[SEARCH], return_hydra_config=True)
+        params = {k: _values(k, str(v)) for k, v in master.hydra.sweeper.params.items()}
+        jobs = []
+        for combo in itertools.product(*params.values()):
+            overrides = [f"{k}={v}" for k, v in zip(params, combo, strict=True)]
+            jobs.append(compose(name, overrides=[SEARCH, *overrides], return_hydra_config=True))
+    return jobs
 
 
 def _resolved(cfg, *keys: str) -> tuple:

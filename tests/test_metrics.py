@@ -1,4 +1,4 @@
-"""Every CLEAR metric against hand-computed values on tiny inputs (SPEC §6, §7)."""
+"""Every CLEAR metric against hand-computed values on tiny inputs (benchmark.md §6, §7)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The paper's setup through the same code: the real-data loader on a real-schema snapshot, the text track,
-prompt layouts of SPEC §3, QLoRA and gradient checkpointing on CPU, every experiment and trainer preset."""
+prompt layouts of benchmark.md §3, QLoRA and gradient checkpointing on CPU, every experiment and trainer preset."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
 from PIL import Image
 from real_snapshot import write_real_like
 
@@ -18,7 +19,7 @@ from clear_lightning.data.examples import Example
 from clear_lightning.data.source import SnapshotSource
 from clear_lightning.errors import ClearConfigError
 from clear_lightning.models.tiny import TinyLlavaSpec, build_processor, train_tokenizer
-from clear_lightning.run import run
+from clear_lightning.pipeline import run
 
 # debug=fast without its CLEAR-mini sizes, for data sources that are not CLEAR-mini
 FAST = [
@@ -98,7 +99,7 @@ def test_an_uncached_hub_id_offline_names_the_fix() -> None:
     assert "data.path" in str(err.value)
 
 
-# --- SPEC §3 prompt layouts on a locally trained tokenizer -------------------------------------
+# --- benchmark.md §3 prompt layouts on a locally trained tokenizer -------------------------------------
 @pytest.fixture(scope="module")
 def tokenizer():
     texts = ["USER: Who is he? ASSISTANT: Basil Mahfouz.", "[INST] Where was he born? [/INST]Kuwait City."]
@@ -143,7 +144,7 @@ def test_llama2_template_layout(tokenizer) -> None:
 def test_model_yaml_templates(model: str) -> None:
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
         cfg = compose("config", overrides=[f"model={model}"])
-    layout = PromptTemplate(**cfg.model.prompt).prompt("Q?", has_image=cfg.model.model_class != "causal_lm")
+    layout = instantiate(cfg.model.prompt).prompt("Q?", has_image=cfg.model.model_class != "causal_lm")
     assert (
         layout
         == {
@@ -248,11 +249,14 @@ def test_every_experiment_composes(experiment: str) -> None:
         cfg = compose("config", overrides=[f"experiment={experiment}"])
     if experiment.startswith("paper_"):
         assert cfg.data.name == "clear" and cfg.logger._target_.endswith("WandbLogger")
-        assert (cfg.optim.epochs, cfg.optim.batch_size, cfg.optim.grad_accum, cfg.optim.lr) == (5, 1, 2, 1e-5)
+        text = experiment in ("paper_llama2", "paper_mistral")  # appendix D: batch 4 × 1 for the text track
+        want = (5, 4, 1, 1e-5) if text else (5, 1, 2, 1e-5)
+        assert (cfg.optim.epochs, cfg.optim.batch_size, cfg.optim.grad_accum, cfg.optim.lr) == want
         assert cfg.finetune.lora.r == 8 and cfg.finetune.lora.lora_alpha == 32
         assert cfg.finetune.lora.target_modules == cfg.model.finetune_targets
     if experiment in ("paper_llama2", "paper_mistral"):
         assert cfg.model.model_class == "causal_lm" and cfg.modality.name == "text"
+        assert cfg.model.name == experiment.replace("paper_", "") + "_7b"
         assert (cfg.finetune.epochs, cfg.finetune.batch_size) == (5, 4)
     if experiment == "paper_llava":
         assert (cfg.finetune.epochs, cfg.finetune.batch_size) == (3, 12)

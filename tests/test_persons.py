@@ -149,12 +149,11 @@ def test_record_carries_the_person() -> None:
         "loss": 0.5,
         "loss_paraphrased": 0.6,
         "losses_perturbed": [1.0, 2.0],
-        "rougeL_recall": 1.0,
     }
-    record = _record(row, example, "A.", "arithmetic")
+    record = _record(row, example, "A.", 1.0, "arithmetic")
     assert record["person"] == "forget/1" and record["id"] == "forget_qa/3"
     assert math.isfinite(record["truth_ratio"])
     assert (
-        _record(row, Example("x", "s", "qa", "Q?", "A.", perturbed=("B.",)), "", "arithmetic")["person"]
+        _record(row, Example("x", "s", "qa", "Q?", "A.", perturbed=("B.",)), "", 0.0, "arithmetic")["person"]
         is None
     )

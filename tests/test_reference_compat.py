@@ -1,4 +1,4 @@
-"""reference_compat (SPEC §7) against hand-computed values and against the authors' formulas applied to their
+"""reference_compat (benchmark.md §7) against hand-computed values and against the authors' formulas applied to their
 raw-log layout (`eval_log_aggregated.json`), re-derived here from their code's description, not imported."""
 
 from __future__ import annotations

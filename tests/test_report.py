@@ -1,4 +1,4 @@
-"""The report command on a hand-written run tree: aggregates over seeds, the SPEC §6 collapse rule, files."""
+"""The report command on a hand-written run tree: aggregates over seeds, the benchmark.md §6 collapse rule, files."""
 
 from __future__ import annotations
 
@@ -297,3 +297,22 @@ def test_rank_ties_are_said(tmp_path):
     md = (tmp_path / "out" / "leaderboard.md").read_text()
     assert "= rank tie: ga (rank 1), gd (rank 2) have the same Forget metric" in md
     assert _md_row(md, "**ga**", "text").startswith("| 1= ★ |")
+
+
+def test_report_modules_import_only_downwards():
+    """The reader and the tables are shared by the leaderboard and the plots: no module of the package imports
+    one after it in this order (no cycle; plots and the markdown do not import each other or the CLI)."""
+    import ast
+
+    import clear_lightning.report as package
+
+    order = ["runs", "tables", "markdown", "plots", "cli"]
+    for i, name in enumerate(order):
+        tree = ast.parse((Path(package.__file__).parent / f"{name}.py").read_text())
+        imported = {
+            (node.module or "").removeprefix("clear_lightning.report").lstrip(".")
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom)
+            and (node.level or (node.module or "").startswith("clear_lightning.report"))
+        }
+        assert imported <= set(order[:i]), (name, imported)

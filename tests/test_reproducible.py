@@ -27,7 +27,7 @@ def test_artifacts_store_content_digests_and_runs_record_threads(unlearn_result)
 
 def test_bad_thread_count_is_refused(make_cfg) -> None:
     from clear_lightning.errors import ClearConfigError
-    from clear_lightning.run import run
+    from clear_lightning.pipeline import run
 
     with pytest.raises(ClearConfigError, match="threads=0"):
         run(make_cfg("threads=0"))

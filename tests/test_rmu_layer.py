@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from transformers import LlamaForCausalLM
 
@@ -90,14 +91,20 @@ def test_rmu_layer_range_is_checked(tokenizer) -> None:
             RepresentationMisdirection(_model(tokenizer, "llama"), layer=bad, lora_config=LORA["llama"])
 
 
+def _model_cfg(name: str):
+    """A model YAML as composed (the leaves inherit `_base` / `_text`)."""
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        return compose("config", overrides=[f"model={name}"]).model
+
+
 @pytest.mark.parametrize("name", ["llava_1_5_7b", "llama2_7b", "mistral_7b", "qwen2_vl_2b"])
 def test_7b_yamls_hook_the_authors_layer_7(name: str) -> None:
-    assert OmegaConf.load(CONFIG_DIR / "model" / f"{name}.yaml").rmu_layer == 7  # = their model.layers[7]
+    assert _model_cfg(name).rmu_layer == 7  # = their model.layers[7] (inherited from conf/model/_base.yaml)
 
 
 @pytest.mark.parametrize("name", ["tiny_llava", "tiny_llama"])
 def test_tiny_yamls_keep_their_layer(name: str) -> None:
-    cfg = OmegaConf.load(CONFIG_DIR / "model" / f"{name}.yaml")
+    cfg = _model_cfg(name)
     assert cfg.rmu_layer == 0  # the output of layers[0], hidden_states[1], as before the 0-based convention
     assert cfg.rmu_layer <= cfg.build.num_layers - 2
 

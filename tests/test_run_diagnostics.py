@@ -11,12 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from clear_lightning import stages
 from clear_lightning.errors import ClearConfigError
 from clear_lightning.evaluation.records import write_records
-from clear_lightning.metrics import diagnostics as diagnostics_module
-from clear_lightning.metrics import summary as summary_module
-from clear_lightning.run import run
+from clear_lightning.pipeline import run, stages, upstream
+from clear_lightning.pipeline.compose import assemble
+from clear_lightning.pipeline.evaluation import eval_identity
 
 FORGET = ("f0", "f1", "f2")
 RETAIN = ("r0", "r1", "r2", "r3", "r4", "r5")
@@ -67,6 +66,13 @@ def _write_eval(directory: Path, records: dict, meta: dict | None = None) -> Pat
     return directory
 
 
+def _stored_models(monkeypatch, tmp_path: Path, stored) -> None:
+    """Stored upstream models are directories named by role; their stored evaluations come from `stored`."""
+    for module in (stages, upstream):
+        monkeypatch.setattr(module, "finetuned_model", lambda p, which, build: (tmp_path / which, {}))
+        monkeypatch.setattr(module, "stored_evaluation", stored)
+
+
 @pytest.fixture
 def run_eval(make_cfg, tmp_path, monkeypatch):
     """run(stage=eval) on the given model records, with a stored original and gold evaluation written here."""
@@ -79,7 +85,7 @@ def run_eval(make_cfg, tmp_path, monkeypatch):
         checkpoint.mkdir(exist_ok=True)
         gold_dir = tmp_path / "gold_eval"
         cfg = make_cfg("stage=eval", f"eval.checkpoint={checkpoint}", f"eval.gold={gold_dir}", *overrides)
-        _write_eval(gold_dir, gold_records, stages.eval_identity(stages.Context(cfg), "gold"))
+        _write_eval(gold_dir, gold_records, eval_identity(assemble(cfg), "gold"))
         original_dir = None
         if original is not None:
             original_dir = _write_eval(
@@ -91,10 +97,9 @@ def run_eval(make_cfg, tmp_path, monkeypatch):
                 return original_dir
             raise ClearConfigError(f"no stored evaluation of the {label} model", "run it first")
 
-        monkeypatch.setattr(stages, "finetuned_model", lambda ctx, which, build: (tmp_path / which, {}))
-        monkeypatch.setattr(stages, "evaluation", stored)
-        monkeypatch.setattr("clear_lightning.run._load_checkpoint", lambda ctx, path: (None, None))
-        monkeypatch.setattr(stages, "evaluate", lambda ctx, model_, processor: (model, {}))
+        _stored_models(monkeypatch, tmp_path, stored)
+        monkeypatch.setattr(stages, "_load_checkpoint", lambda p, path: (None, None))
+        monkeypatch.setattr(stages, "evaluate", lambda p, model_, processor: (model, {}))
         result = run(cfg)
         on_disk = json.loads((Path(cfg.run_dir) / "summary.json").read_text())
         assert on_disk["forget_metric"] == pytest.approx(result["summary"]["forget_metric"])
@@ -234,20 +239,7 @@ def test_stored_references_without_person_take_it_from_the_item_ids(run_eval, mo
     assert summary["bootstrap"]["persons_from_ids"].startswith(f"{2 * (12 + 12 + 4)} records")
 
 
-@pytest.fixture
-def holdout_sets(monkeypatch):
-    """`holdout_<task>` sets as their own group, as metrics.summary.set_group will accept them."""
-    original = summary_module.set_group
-
-    def set_group(name: str) -> str:
-        return "holdout" if name.startswith("holdout_") and len(name) > len("holdout_") else original(name)
-
-    monkeypatch.setattr(summary_module, "set_group", set_group)
-    monkeypatch.setattr(diagnostics_module, "set_group", set_group)
-    monkeypatch.setattr("clear_lightning.run.set_group", set_group)
-
-
-def test_holdout_gap_in_the_reference_section(run_eval, holdout_sets):
+def test_holdout_gap_in_the_reference_section(run_eval):
     summary = run_eval(_records(HALF, holdout=True), holdout=True)
     gold = summary["references"]["gold"]
     assert summary["references"]["holdout_gap/qa/probability"] == pytest.approx(
@@ -261,18 +253,17 @@ def test_holdout_gap_in_the_reference_section(run_eval, holdout_sets):
     assert summary["bootstrap"]["strata"]["holdout"] == 3
 
 
-def test_gold_stage_summary_has_holdout_gap_and_gap_closed_one(make_cfg, tmp_path, monkeypatch, holdout_sets):
+def test_gold_stage_summary_has_holdout_gap_and_gap_closed_one(make_cfg, tmp_path, monkeypatch):
     cfg = make_cfg("stage=gold")
     dirs = {
         "gold": _write_eval(
             tmp_path / "gold_eval",
             _records(GOLD, holdout=True),
-            stages.eval_identity(stages.Context(cfg), "gold"),
+            eval_identity(assemble(cfg), "gold"),
         ),
         "original": _write_eval(tmp_path / "original_eval", _records(ORIGINAL, holdout=True)),
     }
-    monkeypatch.setattr(stages, "finetuned_model", lambda ctx, which, build: (tmp_path / which, {}))
-    monkeypatch.setattr(stages, "evaluation", lambda ctx, path, key, label, build=True: dirs[label])
+    _stored_models(monkeypatch, tmp_path, lambda p, path, key, label, build=True: dirs[label])
     summary = run(cfg)["summary"]
     assert summary["holdout_gap/qa/probability"] == pytest.approx(0.2 + 0.005 - 0.15)
     assert summary["holdout_gap/qa/truth_ratio"] == summary["references"]["holdout_gap/qa/truth_ratio"]

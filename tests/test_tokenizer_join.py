@@ -1,4 +1,4 @@
-"""The tokenizer join (SPEC §3): the ids trained and scored on are those of prompt + answer tokenised together.
+"""The tokenizer join (benchmark.md §3): the ids trained and scored on are those of prompt + answer tokenised together.
 
 SentencePiece-style Llama tokenizers add a dummy `▁` prefix to the text they are given. On its own, an answer
 thus starts a new `▁` word even where the joint text glues it to the prompt (`[/INST]{answer}`), and with the
@@ -10,23 +10,30 @@ on a local corpus and check every prompt template of conf/model/*.yaml.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
-from omegaconf import OmegaConf
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
 from PIL import Image
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import LlamaTokenizer, PreTrainedTokenizerFast
 
+from clear_lightning.config import CONFIG_DIR, options
 from clear_lightning.data.encoding import IGNORE_INDEX, ExampleEncoder, PromptTemplate
 from clear_lightning.data.examples import Example
 from clear_lightning.models.tiny import TinyLlavaSpec, build_processor, train_tokenizer
 
-MODEL_CONF = Path(__file__).resolve().parents[1] / "conf" / "model"
-TEMPLATES = {
-    f.stem: PromptTemplate(**OmegaConf.to_container(OmegaConf.load(f).prompt, resolve=True))
-    for f in sorted(MODEL_CONF.glob("*.yaml"))
-}
+
+def _templates() -> dict[str, PromptTemplate]:
+    """Every model YAML's prompt template, composed (the leaves inherit `_base`) and instantiated."""
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        return {
+            name: instantiate(compose("config", overrides=[f"model={name}"]).model.prompt)
+            for name in options("model")
+        }
+
+
+TEMPLATES = _templates()
 # Image placeholders and chat markers of the templates above: atomic special tokens, as in the real tokenizers.
 CHAT_TOKENS = ["<image>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|image_pad|>", "<|vision_end|>"]
 SPECIALS = ["<unk>", "<s>", "</s>", "<pad>", *CHAT_TOKENS]

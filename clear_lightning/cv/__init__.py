@@ -1,1 +1,1 @@
-"""The face-identification track (SPEC §8): embedding network, enrolment, shadow models, U-LIRA and U-MIA."""
+"""The face-identification track (benchmark.md §8): embedding network, enrolment, shadow models, U-LIRA and U-MIA."""

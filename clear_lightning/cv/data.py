@@ -23,8 +23,9 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
-from ..data.clear_mini import install_snapshot, write_hf_snapshot
+from ..contract import CLEAR, FORGET_SPLITS, FULL
 from ..data.faces import draw_face, random_identity, random_variation
+from ..data.hf_snapshot import install_snapshot, write_hf_snapshot
 from ..errors import ClearConfigError
 
 log = logging.getLogger(__name__)
@@ -115,7 +116,7 @@ def _decode(image: dict[str, Any], size: int, where: str) -> np.ndarray:
 class ClearFaces:
     """The CLEAR persons' faces (`full` config) and the fixed forget split, from a main-track data source."""
 
-    def __init__(self, source: Any, forget_split: str = "forget10") -> None:
+    def __init__(self, source: Any, forget_split: str = FORGET_SPLITS[-1]) -> None:
         self.source, self.forget_split = source, forget_split
 
     @property
@@ -125,7 +126,7 @@ class ClearFaces:
     def faces(self, image_size: int, min_images: int = 6) -> FaceSet:
         """Every person's images; each needs `min_images` (enrolment images + at least one probe)."""
         try:
-            full = self.source.load("clear", "full")
+            full = self.source.load(CLEAR, FULL)
         except ClearConfigError as err:  # the main track's message names its own keys; name the CV ones
             raise ClearConfigError(
                 err.problem, f"{err.fix} (CV track: data.persons.source.path=...)"
@@ -142,7 +143,7 @@ class ClearFaces:
 
     def forget_persons(self, faces: FaceSet) -> list[int]:
         """Indices (into faces.names) of the fixed forget set."""
-        ds = self.source.load("clear", self.forget_split)
+        ds = self.source.load(CLEAR, self.forget_split)
         index = {n: i for i, n in enumerate(faces.names)}
         persons = sorted({index[n] for n in ds["name"] if n in index})
         if not persons:

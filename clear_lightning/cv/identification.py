@@ -1,4 +1,4 @@
-"""Enrolment, identification by cosine and the membership-attack logit (SPEC §8, paper appendix E)."""
+"""Enrolment, identification by cosine and the membership-attack logit (benchmark.md §8, paper appendix E)."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def identify(embeddings: Tensor, gallery: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def attack_logit(cos_to_own: Tensor) -> Tensor:
-    """ℓ = log(c / (1 − c)), c = max(0, cos(v, v_enrol)) (SPEC §8), clipped to stay finite."""
+    """ℓ = log(c / (1 − c)), c = max(0, cos(v, v_enrol)) (benchmark.md §8), clipped to stay finite."""
     c = cos_to_own.clamp(min=0.0).clamp(_CLIP, 1 - _CLIP)
     return torch.log(c) - torch.log1p(-c)
 

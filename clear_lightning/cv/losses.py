@@ -8,7 +8,7 @@ from torch.nn import functional as F
 
 
 def am_softmax_loss(cosines: Tensor, labels: Tensor, s: float = 30.0, m: float = 0.4) -> Tensor:
-    """Additive-margin softmax (Wang et al. 2018; SPEC §8: s=30, m=0.4): CE over s·(cos − m·onehot)."""
+    """Additive-margin softmax (Wang et al. 2018; benchmark.md §8: s=30, m=0.4): CE over s·(cos − m·onehot)."""
     margin = F.one_hot(labels, cosines.shape[-1]).to(cosines.dtype) * m
     return F.cross_entropy(s * (cosines - margin), labels)
 

@@ -14,7 +14,7 @@ _STD = (0.229, 0.224, 0.225)
 
 
 class EmbeddingNet(nn.Module):
-    """Images in [0, 1] → embeddings (SPEC §8: ResNet-18, 512-d, classifier head replaced).
+    """Images in [0, 1] → embeddings (benchmark.md §8: ResNet-18, 512-d, classifier head replaced).
 
     `embedding_dim` adds a linear projection after pooling; None keeps the pooled width (512 for ResNet-18).
     """

@@ -26,7 +26,7 @@ class EncodedDataset(Dataset):
 
 
 class PairedStreams(Dataset):
-    """Forget-anchored pairing (SPEC §4): item i is forget[i] plus a random retain row and an IDK answer.
+    """Forget-anchored pairing (benchmark.md §4): item i is forget[i] plus a random retain row and an IDK answer.
 
     One epoch is one pass over the forget set. The random draws come from a generator seeded with
     (seed, rank), so ranks see different retain rows and a rerun sees the same ones.
@@ -137,7 +137,7 @@ class EvalDataset(Dataset):
 
 class EvalCollator:
     """Builds, per batch of items, the teacher-forced rows (answer, paraphrase, perturbations) and the
-    left-padded generation prompts; both carry the image (SPEC §3: generation is given the image)."""
+    left-padded generation prompts; both carry the image (benchmark.md §3: generation is given the image)."""
 
     def __init__(self, encoder: ExampleEncoder):
         self.encoder = encoder

@@ -10,6 +10,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
+from ..contract import FULL, RETAIN_OF, holdout_config, with_tofu
 from ..errors import ClearConfigError
 from .batching import (
     EncodedDataset,
@@ -31,20 +32,18 @@ from .examples import (
     training_examples,
     unavailable_reason,
 )
-from .schema import holdout_config
 from .source import SnapshotSource
 
 log = logging.getLogger(__name__)
 
-SPLITS = {"forget01": "retain99", "forget05": "retain95", "forget10": "retain90"}
-TRAIN_SETS = ("full", "retain", "prior")
+TRAIN_SETS = (FULL, "retain", "prior")
 
 
 def retain_config(split: str) -> str:
     """retainNN for forgetNN, with an error that lists the valid splits."""
-    if split not in SPLITS:
-        raise ClearConfigError(f"unknown split '{split}'", f"use split= one of {', '.join(SPLITS)}")
-    return SPLITS[split]
+    if split not in RETAIN_OF:
+        raise ClearConfigError(f"unknown split '{split}'", f"use split= one of {', '.join(RETAIN_OF)}")
+    return RETAIN_OF[split]
 
 
 class CLEARDataModule(L.LightningDataModule):
@@ -76,6 +75,7 @@ class CLEARDataModule(L.LightningDataModule):
         max_eval_items: int | None = None,
         idk_answers: Sequence[str] = (),
         replay_prior: int = 0,
+        face_name_repeats: int = 1,
         image_tasks: Sequence[str] = ("caption",),
         seed: int = 0,
         prompt_seed: int = 0,
@@ -101,6 +101,11 @@ class CLEARDataModule(L.LightningDataModule):
         self.eval_sets, self.max_eval_items = tuple(eval_sets), max_eval_items
         self.idk_answers, self.num_workers = tuple(idk_answers), num_workers
         self.replay_prior, self.image_tasks = replay_prior, tuple(image_tasks)
+        if int(face_name_repeats) < 1:
+            raise ClearConfigError(
+                f"face_name_repeats={face_name_repeats} < 1", "use 1 (each face-name row once) or more"
+            )
+        self.face_name_repeats = int(face_name_repeats)
         self.text_only, self.real_world_column = text_only, real_world_column
         self._eval: dict[str, list[Example]] | None = None
         self._skipped: dict[str, str] | None = None
@@ -114,7 +119,7 @@ class CLEARDataModule(L.LightningDataModule):
                 "use modality=text for text-only models (the text track), or a vision-language model",
             )
         rows = training_examples(
-            self.source, f"{self.split}+tofu", self.prompt_seed, "forget", self.image_tasks
+            self.source, with_tofu(self.split), self.prompt_seed, "forget", self.image_tasks
         )
         rows = [r for r in rows if r.modality in self.modalities]
         if not rows:
@@ -125,10 +130,10 @@ class CLEARDataModule(L.LightningDataModule):
         return rows
 
     def retain_examples(self) -> list[Example]:
-        """Retain rows: always both modalities (SPEC §1), text only for a text-only model."""
+        """Retain rows: always both modalities (benchmark.md §1), text only for a text-only model."""
         return self._usable(
             training_examples(
-                self.source, f"{self.retain_split}+tofu", self.prompt_seed, "retain", self.image_tasks
+                self.source, with_tofu(self.retain_split), self.prompt_seed, "retain", self.image_tasks
             )
         )
 
@@ -139,7 +144,7 @@ class CLEARDataModule(L.LightningDataModule):
 
     def holdout_examples(self) -> list[Example]:
         """The holdout persons' rows of the forget modalities (text QA; captions / face-name where the data has
-        holdout images), never trained on: the non-members of membership inference (SPEC §10), to compare
+        holdout images), never trained on: the non-members of membership inference (benchmark.md §10), to compare
         with `forget_examples`. Raises `ClearConfigError` when the data has no holdout persons."""
         try:
             rows = holdout_examples(self.source, self.split, self.prompt_seed, self.image_tasks)
@@ -170,13 +175,15 @@ class CLEARDataModule(L.LightningDataModule):
         if self.train_on is not None:
             examples = self._usable(
                 {
-                    "full": lambda: training_examples(
-                        self.source, "full+tofu", self.prompt_seed, image_tasks=self.image_tasks
+                    FULL: lambda: training_examples(
+                        self.source, with_tofu(FULL), self.prompt_seed, image_tasks=self.image_tasks
                     ),
                     "retain": self.retain_examples,
                     "prior": lambda: prior_examples(self.source),
                 }[self.train_on]()
             )
+            if self.train_on != "prior":  # face → name of the persons, the hardest association of a fine-tune
+                examples += [e for e in examples if e.kind == "face_name"] * (self.face_name_repeats - 1)
             if self.replay_prior and self.train_on != "prior":
                 examples += self._replay_rows()
             sampler = GroupedBatchSampler(

@@ -22,7 +22,7 @@ def image_inputs(batch: dict[str, Any]) -> dict[str, torch.Tensor]:
 
 @dataclass(frozen=True)
 class PromptTemplate:
-    """A chat layout from the model YAML, e.g. LLaVA-1.5's `USER: <image>\\n{q} ASSISTANT: {a}</s>` (SPEC §3)."""
+    """A chat layout from the model YAML, e.g. LLaVA-1.5's `USER: <image>\\n{q} ASSISTANT: {a}</s>` (benchmark.md §3)."""
 
     template: str = "USER: {image}{question} ASSISTANT:"
     image: str = "<image>\n"
@@ -36,7 +36,7 @@ class ExampleEncoder:
     """Encodes a prompt once through the processor and appends answer ids, so the mask is exact.
 
     The prompt goes through the processor (which expands `<image>` into one token per patch). The
-    answer ids are those the answer gets when tokenised *together with* the prompt text (SPEC §3):
+    answer ids are those the answer gets when tokenised *together with* the prompt text (benchmark.md §3):
     the tokenizer's ids for `prompt_text + answer_prefix + answer` beyond its ids for `prompt_text`,
     followed by EOS. Tokenising `answer_prefix + answer` on its own is not the same with SentencePiece
     tokenizers (Llama family): their dummy prefix adds a `▁` to the standalone text, e.g. a stray `▁`

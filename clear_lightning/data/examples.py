@@ -7,23 +7,37 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..errors import ClearConfigError
-from .schema import holdout_config
-from .source import SnapshotSource
-
-FACE_NAME_PROMPT = "The name of the person on the image is"  # SPEC §3
-
-CAPTION_QUESTIONS = (  # SPEC §3: one phrasing per caption example, seeded by the example id
-    "What can you see in this picture?",
-    "Describe the image in detail.",
-    "What is shown in this image?",
-    "Tell me what happens in this picture.",
-    "What do you see here?",
-    "Describe this photo.",
-    "Can you describe the image?",
-    "What is depicted in the image?",
-    "Give a description of this picture.",
+from ..contract import (
+    CAPTION_QUESTIONS,
+    CLEAR,
+    EVAL_SETS,
+    FACE_NAME_PROMPT,
+    FORGET_SPLITS,
+    FULL,
+    HOLDOUT_SPLITS,
+    IMAGE_TASKS,
+    LIST_COLUMNS,
+    PRIOR,
+    PRIOR_CONFIGS,
+    PROMPT,
+    QUESTION,
+    REAL_AUTHORS_PERTURBED,
+    REAL_FACES,
+    REAL_WORLD,
+    RETAIN_PERTURBED,
+    TEXT,
+    TEXT_COLUMNS,
+    TOFU,
+    TOFU_SUFFIX,
+    VISUAL,
+    WORLD_FACTS_PERTURBED,
+    EvalSet,
+    holdout_config,
+    perturbed,
+    with_tofu,
 )
+from ..errors import ClearConfigError
+from .source import SnapshotSource
 
 
 @dataclass(frozen=True)
@@ -60,9 +74,6 @@ def caption_question(example_id: str, seed: int) -> str:
     return stable_choice(CAPTION_QUESTIONS, "caption", seed, example_id)
 
 
-IMAGE_TASKS = ("caption", "face_name")
-
-
 def training_examples(
     source: SnapshotSource,
     config: str,
@@ -79,7 +90,7 @@ def training_examples(
             f"unknown image task(s) {sorted(unknown)}", f"use data.image_tasks from {IMAGE_TASKS}"
         )
     out = []
-    for i, row in enumerate(source.load("clear", config)):
+    for i, row in enumerate(source.load(CLEAR, config)):
         eid = f"{config}/{i}"
         if row["image"] is None:
             out.append(Example(eid, set_name, "qa", row["question"], row["answer"]))
@@ -88,8 +99,8 @@ def training_examples(
                 Example(eid, set_name, "caption", caption_question(eid, seed), row["caption"], row["image"])
             )
     if "face_name" in image_tasks:
-        plain = config.removesuffix("+tofu")
-        for i, row in enumerate(source.load("clear", plain)):
+        plain = config.removesuffix(TOFU_SUFFIX)
+        for i, row in enumerate(source.load(CLEAR, plain)):
             out.append(
                 Example(
                     f"{plain}/{i}/name", set_name, "face_name", FACE_NAME_PROMPT, row["name"], row["image"]
@@ -102,7 +113,7 @@ def prior_examples(source: SnapshotSource) -> list[Example]:
     """The tiny model's 'pre-training' knowledge: celebrity faces, visual questions, world facts."""
     out = []
     for config in PRIOR_CONFIGS:
-        for i, row in enumerate(source.load("prior", config)):
+        for i, row in enumerate(source.load(PRIOR, config)):
             kind = "face_name" if config == "faces" else "qa"
             out.append(
                 Example(
@@ -113,7 +124,7 @@ def prior_examples(source: SnapshotSource) -> list[Example]:
 
 
 def _without(answer: str, options: Sequence[str]) -> tuple[str, ...]:
-    """Wrong options only: the correct answer is never counted twice (SPEC §2)."""
+    """Wrong options only: the correct answer is never counted twice (benchmark.md §2)."""
     return tuple(o for o in options if o.strip() != answer.strip())
 
 
@@ -121,8 +132,7 @@ def _listed(answer: str, options: Sequence[str]) -> bool:
     return any(o.strip() == answer.strip() for o in options)
 
 
-REAL_WORLD_COLUMNS = ("prompt", "question")
-PERSON_GROUPS = ("forget", "retain", "holdout")  # sets whose items belong to persons of the fictitious world
+REAL_WORLD_COLUMNS = (PROMPT, QUESTION)  # what eval.real_world_column may ask of real_world
 
 
 class SetUnavailableError(ClearConfigError):
@@ -144,11 +154,6 @@ def persons_of_names(group: str, names: Sequence[str]) -> list[str]:
     return [f"{group}/{order.setdefault(n, len(order))}" for n in names]
 
 
-def _perturbed_config(group: str, split: str) -> str:
-    """The evaluation config (same name in TOFU and CLEAR) of the forget or retain persons of a split."""
-    return f"{split}_perturbed" if group == "forget" else "retain_perturbed"
-
-
 def _has(source: SnapshotSource, collection: str, config: str) -> bool:
     """Whether an optional config is there; one that cannot be read (e.g. not cached while offline) makes the
     set unavailable rather than failing the evaluation of every other set."""
@@ -166,10 +171,10 @@ def _holdout_qa_rows(source: SnapshotSource, split: str) -> Any:
     """TOFU QA of the holdout persons with paraphrased and perturbed answers (needed for the truth ratio):
     `holdoutNN_perturbed` (CLEAR-mini's addition) or TOFU's `holdoutNN` where it has those columns."""
     holdout = holdout_config(split)
-    if _has(source, "tofu", f"{holdout}_perturbed"):
-        return source.load("tofu", f"{holdout}_perturbed")
-    if _has(source, "tofu", holdout):
-        rows = source.load("tofu", holdout)
+    if _has(source, TOFU, perturbed(holdout)):
+        return source.load(TOFU, perturbed(holdout))
+    if _has(source, TOFU, holdout):
+        rows = source.load(TOFU, holdout)
         if {"paraphrased_answer", "perturbed_answer"} <= set(rows.column_names):
             return rows
         raise SetUnavailableError(
@@ -186,9 +191,9 @@ def _holdout_qa_rows(source: SnapshotSource, split: str) -> Any:
 
 
 def _holdout_image_rows(source: SnapshotSource, split: str) -> Any:
-    config = f"{holdout_config(split)}_perturbed"
-    if _has(source, "clear", config):
-        return source.load("clear", config)
+    config = perturbed(holdout_config(split))
+    if _has(source, CLEAR, config):
+        return source.load(CLEAR, config)
     raise SetUnavailableError(
         f"the CLEAR snapshot has no holdout persons (no {config} config: therem/CLEAR has none, "
         "CLEAR-mini adds them)",
@@ -199,14 +204,11 @@ def _holdout_image_rows(source: SnapshotSource, split: str) -> Any:
 def unavailable_reason(source: SnapshotSource, set_name: str, split: str) -> str | None:
     """Why the source cannot provide an (optional) evaluation set, or None if it can; reads the holdout
     configs' tables (memory-mapped Arrow) but decodes no image."""
-    group, _, task = set_name.partition("_")
-    if group != "holdout":
+    spec = EVAL_SETS.get(set_name)
+    if spec is None or spec.group != "holdout":
         return None
     try:
-        if task == "qa":
-            _holdout_qa_rows(source, split)
-        elif task in IMAGE_TASKS:
-            _holdout_image_rows(source, split)
+        _holdout_rows(source, spec, split)
     except SetUnavailableError as err:
         return err.problem
     return None
@@ -215,7 +217,7 @@ def unavailable_reason(source: SnapshotSource, set_name: str, split: str) -> str
 def eval_examples(
     source: SnapshotSource, set_name: str, split: str, seed: int, real_world_column: str = "prompt"
 ) -> list[Example]:
-    """The items of one evaluation set (SPEC §6), e.g. `forget_qa` for split `forget10`.
+    """The items of one evaluation set (benchmark.md §6), e.g. `forget_qa` for split `forget10`.
 
     `real_world_column`: `prompt` (question + lettered options, paper mode) or `question` (the authors' code).
     `holdout_<task>` sets hold the persons of `holdoutNN` (NN of the split, like the forget set); a source
@@ -226,12 +228,12 @@ def eval_examples(
             f"unknown eval.real_world_column '{real_world_column}'",
             f"use one of {', '.join(REAL_WORLD_COLUMNS)}",
         )
-    group, _, task = set_name.partition("_")
-    if group in PERSON_GROUPS and task == "qa":
-        if group == "holdout":
-            rows = _holdout_qa_rows(source, split)
-        else:
-            rows = source.load("tofu", _perturbed_config(group, split))
+    spec = _eval_set(set_name)
+    if spec.group == "holdout":
+        rows = _holdout_rows(source, spec, split)
+    else:
+        rows = source.load(spec.collection, spec.config_for(split))
+    if spec.kind == "qa":
         per_person = source.qa_per_person
         return [
             Example(
@@ -243,31 +245,28 @@ def eval_examples(
                 None,
                 r["paraphrased_answer"],
                 tuple(r["perturbed_answer"]),
-                person=person_of_qa_row(group, i, per_person),
+                person=person_of_qa_row(spec.group, i, per_person),
             )
             for i, r in enumerate(rows)
         ]
-    if group in PERSON_GROUPS and task in IMAGE_TASKS:
-        if group == "holdout":
-            rows = _holdout_image_rows(source, split)
-        else:
-            rows = source.load("clear", _perturbed_config(group, split))
-        persons = persons_of_names(group, rows["name"])
-        if task == "caption":
-            return [
-                Example(
-                    f"{set_name}/{i}",
-                    set_name,
-                    "caption",
-                    caption_question(f"{set_name}/{i}", seed),
-                    r["caption"],
-                    r["image"],
-                    r["paraphrased_caption"],
-                    tuple(r["perturbed_captions"]),
-                    person=persons[i],
-                )
-                for i, r in enumerate(rows)
-            ]
+    if spec.kind == "caption":
+        persons = persons_of_names(spec.group, rows["name"])
+        return [
+            Example(
+                f"{set_name}/{i}",
+                set_name,
+                "caption",
+                caption_question(f"{set_name}/{i}", seed),
+                r["caption"],
+                r["image"],
+                r["paraphrased_caption"],
+                tuple(r["perturbed_captions"]),
+                person=persons[i],
+            )
+            for i, r in enumerate(rows)
+        ]
+    if spec.kind == "face_name":
+        persons = persons_of_names(spec.group, rows["name"])
         return [
             Example(
                 f"{set_name}/{i}",
@@ -283,61 +282,42 @@ def eval_examples(
             )
             for i, r in enumerate(rows)
         ]
-    if set_name == "real_faces":
-        rows = source.load("clear", "real_faces")
-        return [
-            Example(
-                f"{set_name}/{i}",
-                set_name,
-                "multiple_choice",
-                FACE_NAME_PROMPT,
-                r["answer"],
-                r["image"],
-                None,
-                _without(r["answer"], r["options"]),
-                _listed(r["answer"], r["options"]),
-                person=r["answer"],  # the celebrity
-            )
-            for i, r in enumerate(rows)
-        ]
-    if set_name == "real_world":
-        rows = source.load("clear", "real_world")
-        return [
-            Example(
-                f"{set_name}/{i}",
-                set_name,
-                "multiple_choice",
-                r[real_world_column],
-                r["answer"],
-                r["image"],
-                None,
-                _without(r["answer"], r["options"]),
-                _listed(r["answer"], r["options"]),
-                person=f"{set_name}/{i}",  # no persons: each item is its own unit
-            )
-            for i, r in enumerate(rows)
-        ]
-    if set_name in ("real_authors", "world_facts"):
-        rows = source.load("tofu", f"{set_name}_perturbed")
-        return [
-            Example(
-                f"{set_name}/{i}",
-                set_name,
-                "multiple_choice",
-                r["question"],
-                r["answer"],
-                None,
-                None,
-                _without(r["answer"], r["perturbed_answer"]),
-                _listed(r["answer"], r["perturbed_answer"]),
-                person=f"{set_name}/{i}",  # one question per item
-            )
-            for i, r in enumerate(rows)
-        ]
-    raise ClearConfigError(
-        f"unknown evaluation set '{set_name}'",
-        "use forget_/retain_/holdout_ + qa|caption|face_name, real_faces, real_world, real_authors or world_facts",
-    )
+    # multiple choice: the prompt column (real_world's `prompt` as eval.real_world_column says), the options
+    column = real_world_column if spec.prompt_column == PROMPT else spec.prompt_column
+    return [
+        Example(
+            f"{set_name}/{i}",
+            set_name,
+            "multiple_choice",
+            FACE_NAME_PROMPT if column is None else r[column],
+            r["answer"],
+            r["image"] if spec.modality == VISUAL else None,
+            None,
+            _without(r["answer"], r[spec.options_column]),
+            _listed(r["answer"], r[spec.options_column]),
+            # real_faces: the celebrity; real_world, real_authors, world_facts: each item its own unit
+            person=r["answer"] if spec.unit == "answer" else f"{set_name}/{i}",
+        )
+        for i, r in enumerate(rows)
+    ]
+
+
+def _eval_set(set_name: str) -> EvalSet:
+    """The contract's entry for an evaluation set, or a ClearConfigError naming the known sets."""
+    spec = EVAL_SETS.get(set_name)
+    if spec is None:
+        raise ClearConfigError(
+            f"unknown evaluation set '{set_name}'",
+            f"use one of {', '.join(EVAL_SETS)}",
+        )
+    return spec
+
+
+def _holdout_rows(source: SnapshotSource, spec: EvalSet, split: str) -> Any:
+    """The rows of a holdout set (QA or images), or SetUnavailableError when the source has no holdout persons."""
+    if spec.modality == TEXT:
+        return _holdout_qa_rows(source, split)
+    return _holdout_image_rows(source, split)
 
 
 def holdout_examples(
@@ -346,17 +326,17 @@ def holdout_examples(
     """The holdout persons of the split's size as plain (prompt, answer) rows, like the forget rows of a
     `+tofu` config: TOFU's `holdoutNN` QA and, where the CLEAR snapshot has holdout persons (CLEAR-mini), their
     images as captions (and face-name rows with `face_name` in `image_tasks`). Never trained on: this is the
-    "non-member" side of membership inference (SPEC §10). Raises `SetUnavailableError` if there is none."""
+    "non-member" side of membership inference (benchmark.md §10). Raises `SetUnavailableError` if there is none."""
     holdout = holdout_config(split)
     out: list[Example] = []
-    if _has(source, "tofu", holdout):
+    if _has(source, TOFU, holdout):
         config = holdout
-    elif _has(source, "tofu", f"{holdout}_perturbed"):
-        config = f"{holdout}_perturbed"
+    elif _has(source, TOFU, perturbed(holdout)):
+        config = perturbed(holdout)
     else:
         config = None
     if config is not None:
-        for i, r in enumerate(source.load("tofu", config)):
+        for i, r in enumerate(source.load(TOFU, config)):
             out.append(
                 Example(
                     f"{config}/{i}",
@@ -367,9 +347,9 @@ def holdout_examples(
                     person=person_of_qa_row("holdout", i, source.qa_per_person),
                 )
             )
-    image_config = f"{holdout}_perturbed"
-    if _has(source, "clear", image_config):
-        rows = source.load("clear", image_config)
+    image_config = perturbed(holdout)
+    if _has(source, CLEAR, image_config):
+        rows = source.load(CLEAR, image_config)
         persons = persons_of_names("holdout", rows["name"])
         for i, r in enumerate(rows):
             eid = f"{image_config}/{i}"
@@ -399,8 +379,10 @@ def holdout_examples(
 
 
 def is_visual_set(set_name: str) -> bool:
-    """Whether an evaluation set's items carry images (known from its name, before loading any data)."""
-    return set_name in ("real_faces", "real_world") or set_name.partition("_")[2] in IMAGE_TASKS
+    """Whether an evaluation set's items carry images (from the contract's table, before loading any data);
+    False for a name that is no evaluation set (`eval_examples` reports those)."""
+    spec = EVAL_SETS.get(set_name)
+    return spec is not None and spec.modality == VISUAL
 
 
 def with_answer(example: Example, answer: str, set_name: str) -> Example:
@@ -411,26 +393,16 @@ def with_answer(example: Example, answer: str, set_name: str) -> Example:
 def corpus(source: SnapshotSource, extra: Sequence[str] = ()) -> list[str]:
     """Every string the model will read or write, for training the tiny model's tokenizer."""
     texts = list(extra) + list(CAPTION_QUESTIONS) + [FACE_NAME_PROMPT]
-    text_columns = (
-        "caption",
-        "name",
-        "question",
-        "answer",
-        "paraphrased_caption",
-        "paraphrased_answer",
-        "prompt",
-    )
-    list_columns = ("perturbed_captions", "perturbed_names", "perturbed_answer", "options")
-    for collection, schema in (("clear", CLEAR_CONFIGS), ("tofu", TOFU_CONFIGS), ("prior", PRIOR_CONFIGS)):
-        if collection == "prior" and not source.has_prior:
+    for collection, schema in ((CLEAR, CLEAR_CONFIGS), (TOFU, TOFU_CONFIGS), (PRIOR, PRIOR_CONFIGS)):
+        if collection == PRIOR and not source.has_prior:
             continue
         optional = OPTIONAL_CORPUS_CONFIGS.get(collection, ())
         for config in (*schema, *(c for c in optional if _has_quietly(source, collection, c))):
             ds = source.load(collection, config)
-            for col in text_columns:
+            for col in TEXT_COLUMNS:
                 if col in ds.column_names:
                     texts += [t for t in ds[col] if t]
-            for col in list_columns:
+            for col in LIST_COLUMNS:
                 if col in ds.column_names:
                     texts += [t for opts in ds[col] for t in opts]
     return texts
@@ -443,9 +415,10 @@ def _has_quietly(source: SnapshotSource, collection: str, config: str) -> bool:
         return False
 
 
-CLEAR_CONFIGS = ("full+tofu", "forget10_perturbed", "retain_perturbed", "real_faces", "real_world")
-TOFU_CONFIGS = ("forget10_perturbed", "retain_perturbed", "real_authors_perturbed", "world_facts_perturbed")
-PRIOR_CONFIGS = ("faces", "looks", "world", "facts")
+# the configs the tokenizer reads: together they hold every string of the data (forget10 holds every forget person)
+_LARGEST_FORGET, _LARGEST_HOLDOUT = FORGET_SPLITS[-1], HOLDOUT_SPLITS[-1]
+CLEAR_CONFIGS = (with_tofu(FULL), perturbed(_LARGEST_FORGET), RETAIN_PERTURBED, REAL_FACES, REAL_WORLD)
+TOFU_CONFIGS = (perturbed(_LARGEST_FORGET), RETAIN_PERTURBED, REAL_AUTHORS_PERTURBED, WORLD_FACTS_PERTURBED)
 # read for the tokenizer where the source has them: holdout names must tokenise like forget names, or a
 # membership attack would measure the tokenizer (holdout10 holds every holdout person)
-OPTIONAL_CORPUS_CONFIGS = {"clear": ("holdout10_perturbed",), "tofu": ("holdout10_perturbed",)}
+OPTIONAL_CORPUS_CONFIGS = {CLEAR: (perturbed(_LARGEST_HOLDOUT),), TOFU: (perturbed(_LARGEST_HOLDOUT),)}

@@ -16,8 +16,9 @@ from typing import Any
 
 import datasets
 
+from ..contract import CLEAR, COLLECTIONS, PRIOR, SCHEMAS, TOFU
 from ..errors import ClearConfigError
-from .schema import SCHEMAS, check_columns, is_optional, missing_columns
+from .schema import check_columns, is_optional, missing_columns
 
 log = logging.getLogger(__name__)
 
@@ -48,20 +49,20 @@ class SnapshotSource:
         self.name = name
         self.image_tasks = tuple(image_tasks)  # what image rows train: caption and/or face_name
         self.qa_per_person = qa_per_person
-        self.locations = {"clear": path, "tofu": tofu_path, "prior": prior_path}
-        self.revisions = {"clear": revision, "tofu": tofu_revision, "prior": None}
+        self.locations = {CLEAR: path, TOFU: tofu_path, PRIOR: prior_path}
+        self.revisions = {CLEAR: revision, TOFU: tofu_revision, PRIOR: None}
         self._cache: dict[tuple[str, str], datasets.Dataset] = {}
         self._absent: set[tuple[str, str]] = set()
 
     @property
     def has_prior(self) -> bool:
-        return self.locations["prior"] is not None
+        return self.locations[PRIOR] is not None
 
     @cached_property
     def revision(self) -> str:
         """A data revision for provenance and artifact keys: the pinned one or a content hash."""
         parts = []
-        for collection in ("clear", "tofu", "prior"):
+        for collection in COLLECTIONS:
             location = self.locations[collection]
             if location is None:
                 continue
@@ -79,7 +80,7 @@ class SnapshotSource:
         return {"name": self.name, "revision": self.revision, "image_tasks": list(self.image_tasks)}
 
     def load(self, collection: str, config: str) -> datasets.Dataset:
-        """One config's `train` split, validated against SPEC §2, cached per process."""
+        """One config's `train` split, validated against benchmark.md §2, cached per process."""
         key = (collection, config)
         if key not in self._cache:
             ds = self._load_unchecked(collection, config)
@@ -138,7 +139,7 @@ class SnapshotSource:
             if any(m in str(err) for m in ("BuilderConfig", "not found", "data_files are invalid")):
                 raise MissingConfigError(
                     f"config '{config}' is missing from {location}: {err}",
-                    "use a complete snapshot of the dataset (SPEC §2 lists every config)",
+                    "use a complete snapshot of the dataset (benchmark.md §2 lists every config)",
                 ) from err
             raise
         except (ConnectionError, FileNotFoundError, datasets.exceptions.DatasetNotFoundError) as err:
@@ -152,7 +153,7 @@ class SnapshotSource:
             raise
 
     def validate(self) -> dict[str, dict[str, int]]:
-        """Check every config and column of SPEC §2 at once and recount the rows.
+        """Check every config and column of benchmark.md §2 at once and recount the rows.
 
         One error lists everything that is missing, instead of failing on the first config a stage
         happens to read. Optional configs (the holdout ones) may be absent; where present, their columns are
@@ -187,7 +188,7 @@ class SnapshotSource:
         if problems:
             where = ", ".join(f"{c}={loc}" for c, loc in self.locations.items() if loc)
             raise ClearConfigError(
-                f"the data ({where}) does not match SPEC §2:\n  - " + "\n  - ".join(problems),
+                f"the data ({where}) does not match benchmark.md §2:\n  - " + "\n  - ".join(problems),
                 "use complete snapshots (clones of the dataset repositories) or pin a data.revision / "
                 "data.tofu_revision that has every config and column",
             )
@@ -200,7 +201,7 @@ class SnapshotSource:
         """Where a passed validation is remembered: keyed by local content (with mtimes) or pinned revision;
         an unpinned hub id is re-validated every time, since its content can change."""
         parts = []
-        for collection in ("clear", "tofu", "prior"):
+        for collection in COLLECTIONS:
             location = self.locations[collection]
             if location is None:
                 continue
@@ -215,7 +216,7 @@ class SnapshotSource:
 
 
 class MissingConfigError(ClearConfigError):
-    """A config SPEC §2 requires is not in the snapshot."""
+    """A config benchmark.md §2 requires is not in the snapshot."""
 
 
 class EmptyConfigError(ClearConfigError):
@@ -248,7 +249,7 @@ class ClearMiniSource(SnapshotSource):
 
     @cached_property
     def revision(self) -> str:
-        return self.revisions["clear"]
+        return self.revisions[CLEAR]
 
     def identity(self) -> dict[str, Any]:
         return {**super().identity(), "config": asdict(self.config)}

@@ -1,4 +1,4 @@
-"""`trainer.test` over one loader per evaluation set, producing per-item records (SPEC §6)."""
+"""`trainer.test` over one loader per evaluation set, producing per-item records (benchmark.md §6)."""
 
 from __future__ import annotations
 
@@ -78,12 +78,14 @@ class Evaluator(L.LightningModule):
         generations = self.generate(batch["generate"])
         self.seconds["score"] += t1 - t0
         self.seconds["generate"] += time.perf_counter() - t1
-        rouge = torch.tensor(
-            [rouge_l_recall(g, ex.answer) for g, ex in zip(generations, batch["examples"], strict=True)],
-            device=loss.device,
+        rouge = [rouge_l_recall(g, ex.answer) for g, ex in zip(generations, batch["examples"], strict=True)]
+        self.items[name].update(
+            batch["index"], loss, para, perturbed, torch.tensor(rouge, device=loss.device)
         )
-        self.items[name].update(batch["index"], loss, para, perturbed, rouge)
-        self._texts[name] += list(zip(batch["index"].tolist(), batch["examples"], generations, strict=True))
+        # the exact (float64) ROUGE-L rides with the texts, so the record does not compute it a second time
+        self._texts[name] += list(
+            zip(batch["index"].tolist(), batch["examples"], generations, rouge, strict=True)
+        )
 
     @torch.no_grad()
     def generate(self, prompts: dict[str, Tensor | None]) -> list[str]:
@@ -123,7 +125,7 @@ class Evaluator(L.LightningModule):
         for name in self.set_names:
             rows = self.items[name].to_rows()
             texts = _gather_objects(self._texts[name])
-            by_index = {i: (ex, gen) for i, ex, gen in texts}
+            by_index = {i: (ex, gen, rouge) for i, ex, gen, rouge in texts}
             self.records[name] = [
                 _record(row, *by_index[row["index"]], self.truth_ratio_mean) for row in rows
             ]
@@ -157,7 +159,9 @@ def _gather_objects(items: list[Any]) -> list[Any]:
     return [x for p in parts for x in p]
 
 
-def _record(row: dict[str, Any], example: Any, generation: str, truth_ratio_mean: str) -> dict[str, Any]:
+def _record(
+    row: dict[str, Any], example: Any, generation: str, rouge: float, truth_ratio_mean: str
+) -> dict[str, Any]:
     record = {
         "id": example.id,
         "index": row["index"],
@@ -171,7 +175,7 @@ def _record(row: dict[str, Any], example: Any, generation: str, truth_ratio_mean
         "loss": row["loss"],
         "loss_paraphrased": row["loss_paraphrased"],
         "losses_perturbed": row["losses_perturbed"],
-        "rougeL_recall": row["rougeL_recall"],
+        "rougeL_recall": rouge,
     }
     if example.kind in ("face_name", "multiple_choice"):
         record["answer_in_options"] = example.answer_listed  # reference_compat scores it as one more option

@@ -1,11 +1,11 @@
-"""The base of every unlearning method: a LoRA student over a frozen reference (SPEC §5)."""
+"""The base of every unlearning method: a LoRA student over a frozen reference (benchmark.md §5)."""
 
 from __future__ import annotations
 
 import contextlib
 import copy
-import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any, ClassVar
 
 import lightning as L
@@ -16,6 +16,7 @@ from torch import Tensor
 from ..data.encoding import image_inputs
 from ..errors import ClearConfigError
 from . import losses
+from .schedules import warmup_linear
 
 
 class UnlearningModule(L.LightningModule):
@@ -36,13 +37,15 @@ class UnlearningModule(L.LightningModule):
         lora: bool = True,
         lora_config: dict[str, Any] | None = None,
         l1_lambda: float = 0.0,
-        lr: float = 1e-5,
-        weight_decay: float = 0.01,
-        warmup_epochs: float = 1.0,
+        optimizer: Callable[..., torch.optim.Optimizer] | None = None,
+        scheduler: Callable[..., Any] | None = None,
         reference: str = "adapter",
     ):
         super().__init__()
-        self.save_hyperparameters(ignore=["model"])
+        self.save_hyperparameters(ignore=["model", "optimizer", "scheduler"])
+        # `optim.optimizer` / `optim.scheduler` partials; the defaults are the paper's (benchmark.md §4)
+        self.make_optimizer = optimizer or partial(torch.optim.AdamW, lr=1e-5, weight_decay=0.01)
+        self.make_scheduler = scheduler or partial(warmup_linear, warmup_epochs=1.0)
         if l1_lambda and not lora:
             raise ClearConfigError(
                 "method.l1_lambda regularises LoRA weights, but method.lora=false",
@@ -94,7 +97,7 @@ class UnlearningModule(L.LightningModule):
         return losses.nll(self(batch).logits, batch["labels"])
 
     def reference_kl(self, batch: dict[str, Tensor | None]) -> Tensor:
-        """KL(p_θ₀ ‖ p_θ) on answer positions (SPEC §5: the reference is the distribution expected under)."""
+        """KL(p_θ₀ ‖ p_θ) on answer positions (benchmark.md §5: the reference is the distribution expected under)."""
         return losses.answer_kl(self.reference_forward(batch).logits, self(batch).logits, batch["labels"])
 
     def log_likelihoods(self, batch: dict[str, Tensor | None]) -> tuple[Tensor, Tensor]:
@@ -109,7 +112,7 @@ class UnlearningModule(L.LightningModule):
         raise NotImplementedError
 
     def regularised(self, loss: Tensor, parts: dict[str, Tensor]) -> Tensor:
-        """loss + λ·Σ‖W_lora‖₁ (SPEC §5); manual-optimisation methods must call it themselves."""
+        """loss + λ·Σ‖W_lora‖₁ (benchmark.md §5); manual-optimisation methods must call it themselves."""
         if self.hparams.l1_lambda:
             l1 = losses.lora_l1(self.model)
             parts["l1"] = l1.detach()
@@ -125,13 +128,11 @@ class UnlearningModule(L.LightningModule):
         return loss
 
     def configure_optimizers(self) -> dict[str, Any]:
-        """AdamW; linear warm-up over `warmup_epochs` then linear decay to 0 (SPEC §4)."""
+        """The configured optimiser over the trainable parameters, its schedule stepped per optimiser step."""
         params = [p for p in self.model.parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(params, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        opt = self.make_optimizer(params)
         total = max(1, int(self.total_optimizer_steps()))
-        epochs = max(1, self.trainer.max_epochs or 1)
-        warmup = min(total - 1, math.ceil(total * self.hparams.warmup_epochs / epochs))
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _warmup_linear(s, warmup, total))
+        sched = self.make_scheduler(opt, total_steps=total, epochs=max(1, self.trainer.max_epochs or 1))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     def total_optimizer_steps(self) -> int:
@@ -155,9 +156,3 @@ class UnlearningModule(L.LightningModule):
     @property
     def is_lora(self) -> bool:
         return isinstance(self.model, PeftModel)
-
-
-def _warmup_linear(step: int, warmup: int, total: int) -> float:
-    if step < warmup:
-        return (step + 1) / (warmup + 1)
-    return max(0.0, (total - step) / max(1, total - warmup))

@@ -1,4 +1,4 @@
-"""DPO unlearning: prefer an IDK answer (chosen) over the forget answer (rejected) (SPEC §5)."""
+"""DPO unlearning: prefer an IDK answer (chosen) over the forget answer (rejected) (benchmark.md §5)."""
 
 from typing import Any, ClassVar
 
@@ -10,7 +10,7 @@ from .base import UnlearningModule
 
 class DirectPreference(UnlearningModule):
     """λ₂·L_DPO + λ₁·NLL(idk). Both terms are kept: the authors' code let the IDK NLL overwrite the DPO
-    loss (SPEC §9), which made it plain IDK tuning.
+    loss (benchmark.md §9), which made it plain IDK tuning.
 
     scale: "paper" (default) uses L_DPO = −log σ(β·m) as the paper writes it; "openunlearning" uses
     (2/β)·(−log σ(β·m)) as OpenUnlearning does (20× at β = 0.1), for comparing with its results.
@@ -40,5 +40,5 @@ class DirectPreference(UnlearningModule):
         rejected, rejected_ref = self.log_likelihoods(forget)
         dpo = losses.dpo_loss(chosen, chosen_ref, rejected, rejected_ref, self.beta, self.scale)
         idk_nll = losses.nll(idk_logits, idk["labels"])
-        loss = self.dpo_weight * dpo + self.idk_weight * idk_nll  # SPEC §5: L_DPO + NLL(IDK), λ₁=λ₂=1
+        loss = self.dpo_weight * dpo + self.idk_weight * idk_nll  # benchmark.md §5: L_DPO + NLL(IDK), λ₁=λ₂=1
         return loss, {"dpo": dpo.detach(), "idk_nll": idk_nll.detach()}

@@ -1,4 +1,4 @@
-"""Supervised fine-tuning that builds the original, gold and (tiny) pre-trained base models (SPEC §4)."""
+"""Supervised fine-tuning that builds the original, gold and (tiny) pre-trained base models (benchmark.md §4)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Gradient ascent on the forget set (SPEC §5)."""
+"""Gradient ascent on the forget set (benchmark.md §5)."""
 
 from typing import Any
 

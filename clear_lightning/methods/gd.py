@@ -1,4 +1,4 @@
-"""Gradient difference: ascend on forget, descend on retain (SPEC §5)."""
+"""Gradient difference: ascend on forget, descend on retain (benchmark.md §5)."""
 
 from typing import Any, ClassVar
 

@@ -1,4 +1,4 @@
-"""IDK tuning: answer forget questions with "I don't know", keep the retain set (SPEC §5)."""
+"""IDK tuning: answer forget questions with "I don't know", keep the retain set (benchmark.md §5)."""
 
 from typing import Any, ClassVar
 

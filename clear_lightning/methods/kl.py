@@ -1,4 +1,4 @@
-"""KL minimisation: ascend on forget, stay close to the reference on retain (SPEC §5)."""
+"""KL minimisation: ascend on forget, stay close to the reference on retain (benchmark.md §5)."""
 
 from typing import Any, ClassVar
 
@@ -16,6 +16,6 @@ class KLMinimisation(UnlearningModule):
 
     def compute_loss(self, batch: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
         forget = self.nll(batch["forget"])
-        kl = self.reference_kl(batch["retain"])  # KL(p_θ₀ ‖ p_θ), answer tokens only (SPEC §5)
+        kl = self.reference_kl(batch["retain"])  # KL(p_θ₀ ‖ p_θ), answer tokens only (benchmark.md §5)
         loss = -forget + self.retain_weight * kl  # −NLL(forget) + λ·KL(p_θ₀ ‖ p_θ)(retain)
         return loss, {"forget_nll": forget.detach(), "retain_kl": kl.detach()}

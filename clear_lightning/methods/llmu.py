@@ -1,4 +1,4 @@
-"""LLMU (Yao et al.): ascend on forget, fit IDK answers to forget questions, keep retain close (SPEC §5)."""
+"""LLMU (Yao et al.): ascend on forget, fit IDK answers to forget questions, keep retain close (benchmark.md §5)."""
 
 from typing import Any, ClassVar
 
@@ -25,7 +25,7 @@ class LLMU(UnlearningModule):
 
     def compute_loss(self, batch: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
         forget, idk = self.nll(batch["forget"]), self.nll(batch["idk"])
-        kl = self.reference_kl(batch["retain"])  # KL(p_θ₀ ‖ p_θ) on retain answer tokens (SPEC §5)
-        # SPEC §5: −NLL(forget) + NLL(forget questions, IDK answers) + KL(p_θ₀ ‖ p_θ)(retain)
+        kl = self.reference_kl(batch["retain"])  # KL(p_θ₀ ‖ p_θ) on retain answer tokens (benchmark.md §5)
+        # benchmark.md §5: −NLL(forget) + NLL(forget questions, IDK answers) + KL(p_θ₀ ‖ p_θ)(retain)
         loss = -self.forget_weight * forget + self.idk_weight * idk + self.retain_weight * kl
         return loss, {"forget_nll": forget.detach(), "idk_nll": idk.detach(), "retain_kl": kl.detach()}

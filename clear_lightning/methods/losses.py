@@ -1,4 +1,4 @@
-"""Pure loss functions over answer tokens only (SPEC §5); every method composes these."""
+"""Pure loss functions over answer tokens only (benchmark.md §5); every method composes these."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def token_nll(logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def sequence_nll(logits: Tensor, labels: Tensor) -> Tensor:
-    """Mean token NLL of each sequence's answer [B]; P(y|x)^(1/|y|) = exp(-this) (SPEC §6)."""
+    """Mean token NLL of each sequence's answer [B]; P(y|x)^(1/|y|) = exp(-this) (benchmark.md §6)."""
     nll, mask = token_nll(logits, labels)
     return nll.sum(1) / mask.sum(1).clamp_min(1)
 
@@ -35,7 +35,7 @@ def sequence_log_likelihood(logits: Tensor, labels: Tensor) -> Tensor:
 
 
 def nll(logits: Tensor, labels: Tensor) -> Tensor:
-    """NLL(D): mean cross-entropy over all answer tokens of the batch (SPEC §5 notation)."""
+    """NLL(D): mean cross-entropy over all answer tokens of the batch (benchmark.md §5 notation)."""
     total, mask = token_nll(logits, labels)
     return total.sum() / mask.sum().clamp_min(1)
 
@@ -50,7 +50,7 @@ def answer_kl(p_logits: Tensor, q_logits: Tensor, labels: Tensor) -> Tensor:
 
 
 def lora_l1(module: torch.nn.Module) -> Tensor:
-    """Σ‖W_lora‖₁ over every LoRA matrix (the paper's ℓ1 regulariser, SPEC §5)."""
+    """Σ‖W_lora‖₁ over every LoRA matrix (the paper's ℓ1 regulariser, benchmark.md §5)."""
     terms = [p.abs().sum() for n, p in module.named_parameters() if "lora_" in n and p.requires_grad]
     if not terms:
         return torch.zeros(())
@@ -65,7 +65,7 @@ def prediction_mask(labels: Tensor) -> Tensor:
 
 
 def npo_loss(logp_theta: Tensor, logp_ref: Tensor, beta: float) -> Tensor:
-    """(2/β)·E[log(1 + (p_θ(y|x)/p_θ₀(y|x))^β)] with sequence log-likelihoods [B] (SPEC §5, NPO)."""
+    """(2/β)·E[log(1 + (p_θ(y|x)/p_θ₀(y|x))^β)] with sequence log-likelihoods [B] (benchmark.md §5, NPO)."""
     return 2.0 / beta * F.softplus(beta * (logp_theta.float() - logp_ref.float())).mean()
 
 
@@ -80,7 +80,7 @@ def dpo_loss(
     beta: float,
     scale: str = "paper",
 ) -> Tensor:
-    """−E log σ(β[log p_θ(y_w)/p_θ₀(y_w) − log p_θ(y_l)/p_θ₀(y_l)]) over sequences [B] (SPEC §5, DPO).
+    """−E log σ(β[log p_θ(y_w)/p_θ₀(y_w) − log p_θ(y_l)/p_θ₀(y_l)]) over sequences [B] (benchmark.md §5, DPO).
 
     scale: "paper" is the term as written; "openunlearning" multiplies it by 2/β (20× at β = 0.1), as
     OpenUnlearning's DPO does, so its numbers and learning rates can be compared.
@@ -96,7 +96,7 @@ RMU_REDUCTIONS = ("mean", "sum")
 
 
 def masked_sq_distance(h: Tensor, target: Tensor, mask: Tensor, reduction: str = "mean") -> Tensor:
-    """RMU's distance (SPEC §5): the per-token squared error averaged over the hidden size (reduction="mean",
+    """RMU's distance (benchmark.md §5): the per-token squared error averaged over the hidden size (reduction="mean",
     Li et al.'s F.mse_loss) or summed over it ("sum" = ‖h_t − target_t‖²₂, d× larger), then averaged over
     the masked positions."""
     if reduction not in RMU_REDUCTIONS:
@@ -116,7 +116,7 @@ def rmu_loss(
     alpha: float,
     reduction: str = "mean",
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """‖h_ℓ(forget) − c·u‖² + α‖h_ℓ(retain) − h_ℓ⁰(retain)‖² (SPEC §5, RMU); returns (loss, forget, retain).
+    """‖h_ℓ(forget) − c·u‖² + α‖h_ℓ(retain) − h_ℓ⁰(retain)‖² (benchmark.md §5, RMU); returns (loss, forget, retain).
 
     reduction: "mean" over the hidden size (Li et al., the default) or "sum" (d× larger)."""
     forget = masked_sq_distance(h_forget, control.expand_as(h_forget), forget_mask, reduction)

@@ -1,4 +1,4 @@
-"""Negative preference optimisation on whole-sequence likelihoods, with an optional retain term (SPEC §5)."""
+"""Negative preference optimisation on whole-sequence likelihoods, with an optional retain term (benchmark.md §5)."""
 
 from typing import Any, ClassVar
 
@@ -10,7 +10,7 @@ from .base import UnlearningModule
 
 class NegativePreference(UnlearningModule):
     """(2/β)·E_forget[log(1 + (p_θ(y|x)/p_θ₀(y|x))^β)]: the ratio is of sequence likelihoods over answer
-    tokens, not the per-vocabulary ratio without labels of the authors' code (SPEC §9)."""
+    tokens, not the per-vocabulary ratio without labels of the authors' code (benchmark.md §9)."""
 
     def __init__(self, *args: Any, beta: float = 1.0, **kwargs: Any):
         super().__init__(*args, **kwargs)

@@ -1,4 +1,4 @@
-"""Retain fine-tuning: keep training on the retain set and hope the forget set fades (SPEC §5)."""
+"""Retain fine-tuning: keep training on the retain set and hope the forget set fades (benchmark.md §5)."""
 
 from typing import Any, ClassVar
 

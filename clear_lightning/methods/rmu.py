@@ -1,4 +1,4 @@
-"""RMU (Li et al.): steer forget activations at one layer to a random direction, keep retain ones (SPEC §5)."""
+"""RMU (Li et al.): steer forget activations at one layer to a random direction, keep retain ones (benchmark.md §5)."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ from .base import UnlearningModule
 
 
 class SCRUB(UnlearningModule):
-    """Teacher θ₀ (adapter disabled), student θ; Lightning manual optimisation (SPEC §5).
+    """Teacher θ₀ (adapter disabled), student θ; Lightning manual optimisation (benchmark.md §5).
 
     max-step: −KL(p_θ₀ ‖ p_θ) on forget; min-step: α·KL(p_θ₀ ‖ p_θ) + γ·NLL on retain (KL on answer
     tokens only). Phases cycle over optimiser steps, across epochs: `max_steps_per_cycle` max-steps, then

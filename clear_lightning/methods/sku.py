@@ -1,4 +1,4 @@
-"""SKU: learn the forget knowledge as a task vector Δ, then negate it: θ = θ₀ − α·Δ (SPEC §5)."""
+"""SKU: learn the forget knowledge as a task vector Δ, then negate it: θ = θ₀ − α·Δ (benchmark.md §5)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from .base import UnlearningModule
 class SelectiveKnowledgeNegation(UnlearningModule):
     """Stage 1 (fit): descend NLL(forget) so the adapter holds Δ, the "harmful" knowledge; optionally
     − λ·KL(p_θ₀ ‖ p_θ) on retain (SKU's preservation divergence, off by default). Stage 2 (end of fit):
-    negate Δ in place, which the authors' code never did (SPEC §9): a LoRA delta is scaling·B·A, so B ← −α·B
+    negate Δ in place, which the authors' code never did (benchmark.md §9): a LoRA delta is scaling·B·A, so B ← −α·B
     gives θ₀ − α·Δ; a full-parameter student becomes θ₀ − α·(θ − θ₀). The saved adapter is the negated one.
     """
 

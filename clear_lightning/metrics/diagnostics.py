@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from statistics import fmean
 from typing import Any
 
+from clear_lightning.contract import EVAL_SET_TABLE, counterpart
 from clear_lightning.metrics.summary import SET_COMPONENTS, set_group
 
 # Aggregate key -> the set groups whose components it takes the harmonic mean of (as summary.summarize does).
@@ -224,6 +225,14 @@ def gap_closed_summary(
     return out
 
 
+# forget set -> the holdout set of the same task (forget_qa -> holdout_qa)
+_HOLDOUT_TWINS = {
+    s.name: twin
+    for s in EVAL_SET_TABLE
+    if s.group == "forget" and (twin := counterpart(s.name, "holdout")) is not None
+}
+
+
 def holdout_gap(gold_summary: Mapping[str, Any]) -> dict[str, float | None]:
     """How far gold's forget scores are from its holdout scores: is gold a correct reference for forgetting?
 
@@ -231,7 +240,7 @@ def holdout_gap(gold_summary: Mapping[str, Any]) -> dict[str, float | None]:
     SET_COMPONENTS: `holdout_gap/<task>/<component>` = gold's forget_<task> component − gold's holdout_<task>
     component. Gold never saw either group's persons, so a correct testbed gives about 0; a positive gap means gold
     knows the forget persons better than unseen ones (it was trained on some of their facts). None where either
-    value is missing or NaN. Sets are matched by name, so this does not depend on `set_group` knowing `holdout_`.
+    value is missing or NaN. A forget set's holdout counterpart is the contract's holdout set of the same task.
     """
     values: dict[str, dict[str, Any]] = {}
     for key, value in gold_summary.items():
@@ -239,12 +248,12 @@ def holdout_gap(gold_summary: Mapping[str, Any]) -> dict[str, float | None]:
         if len(parts) == 2 and parts[1] in SET_COMPONENTS:
             values.setdefault(parts[0], {})[parts[1]] = value
     out: dict[str, float | None] = {}
-    for name in sorted(values):
-        task = name.removeprefix("forget_")
-        if not name.startswith("forget_") or not task or f"holdout_{task}" not in values:
+    for name, twin in sorted(_HOLDOUT_TWINS.items()):
+        if name not in values or twin.name not in values:
             continue
+        task = twin.kind
         for component in SET_COMPONENTS:
-            forget, holdout = values[name].get(component), values[f"holdout_{task}"].get(component)
+            forget, holdout = values[name].get(component), values[twin.name].get(component)
             ok = forget is not None and holdout is not None
             gap = float(forget) - float(holdout) if ok else None
             out[f"holdout_gap/{task}/{component}"] = None if gap is None or math.isnan(gap) else gap

@@ -30,7 +30,7 @@ def _rouge_scorer() -> Any:
 
 def rouge_l_recall(generation: str, reference: str) -> float:
     """ROUGE-L recall of the greedy generation against the ground truth, as in the paper."""
-    # SPEC §6 ROUGE-L: rouge_score RougeScorer(["rougeL"], use_stemmer=True), recall of generation vs y
+    # benchmark.md §6 ROUGE-L: rouge_score RougeScorer(["rougeL"], use_stemmer=True), recall of generation vs y
     return float(_rouge_scorer().score(reference, generation)["rougeL"].recall)
 
 
@@ -57,7 +57,7 @@ def _require_losses(losses: Sequence[float], what: str) -> list[float]:
 
 def normalised_probability(loss: float) -> float:
     """Length-normalised likelihood, so long and short answers are comparable."""
-    # SPEC §6: P(y|x) = exp(-mean token NLL) = p(y|x)^(1/|y|)
+    # benchmark.md §6: P(y|x) = exp(-mean token NLL) = p(y|x)^(1/|y|)
     return safe_exp(-float(loss))
 
 
@@ -65,7 +65,7 @@ def multiple_choice_probability(loss: float, losses_wrong: Sequence[float]) -> f
     """Share of the correct option among all options, so a model that prefers wrong options scores low."""
     wrong = _require_losses(losses_wrong, "losses_wrong")
     logits = [-float(loss), *(-v for v in wrong)]
-    # SPEC §6 Probability (multiple choice): P(y|x) / (P(y|x) + Σ_k P(y'_k|x)), via a stable softmax
+    # benchmark.md §6 Probability (multiple choice): P(y|x) / (P(y|x) + Σ_k P(y'_k|x)), via a stable softmax
     return math.exp(logits[0] - _logsumexp(logits))
 
 
@@ -75,10 +75,10 @@ def truth_ratio(
     """Raw R: how likely wrong answers are relative to the (paraphrased) truth; R < 1 means the truth wins."""
     perturbed = _require_losses(losses_perturbed, "losses_perturbed")
     if mean == "arithmetic":
-        # SPEC §6 / paper eq. 3: R = (1/K Σ_k P(y'_k|x)) / P(ŷ|x), in log space
+        # benchmark.md §6 / paper eq. 3: R = (1/K Σ_k P(y'_k|x)) / P(ŷ|x), in log space
         log_r = _logsumexp([-v for v in perturbed]) - math.log(len(perturbed)) + float(loss_paraphrased)
     elif mean == "geometric":
-        # SPEC §6 (TOFU code): R = (Π_k P(y'_k|x))^(1/K) / P(ŷ|x) = exp(loss_ŷ - mean_k loss_y'k)
+        # benchmark.md §6 (TOFU code): R = (Π_k P(y'_k|x))^(1/K) / P(ŷ|x) = exp(loss_ŷ - mean_k loss_y'k)
         log_r = float(loss_paraphrased) - sum(perturbed) / len(perturbed)
     else:
         raise ValueError(f"truth ratio mean must be 'arithmetic' or 'geometric', got {mean!r}")
@@ -87,13 +87,13 @@ def truth_ratio(
 
 def knowledge_truth_ratio(r: float) -> float:
     """Truth ratio in the knowledge direction (higher = prefers the truth), used by every aggregate."""
-    # SPEC §6: TR = max(0, 1 - R)
+    # benchmark.md §6: TR = max(0, 1 - R)
     return max(0.0, 1.0 - r)
 
 
 def tofu_forget_truth_ratio(r: float) -> float:
     """TOFU's forget convention: 1 when truth and falsehood are equally likely, as for a model that never knew."""
-    # SPEC §6: min(R, 1/R); R = 0 or inf gives 0
+    # benchmark.md §6: min(R, 1/R); R = 0 or inf gives 0
     if r <= 0.0 or math.isinf(r):
         return 0.0
     return min(r, 1.0 / r)
@@ -108,7 +108,7 @@ def harmonic_mean(values: Sequence[float]) -> float:
         raise ValueError(f"harmonic mean needs non-negative values, got {items}")
     if any(v == 0.0 for v in items):
         return 0.0
-    # SPEC §6 Real/Retain/Forget metric: n / Σ 1/v_i
+    # benchmark.md §6 Real/Retain/Forget metric: n / Σ 1/v_i
     return len(items) / sum(1.0 / v for v in items)
 
 
@@ -120,13 +120,13 @@ def forget_quality(model_r: Sequence[float], gold_r: Sequence[float]) -> tuple[f
     """
     if len(model_r) == 0 or len(gold_r) == 0:
         raise ValueError("forget quality needs at least one truth ratio for both the model and gold")
-    # SPEC §6 Forget quality: two-sample KS test, FQ = p-value, log FQ = ln p
+    # benchmark.md §6 Forget quality: two-sample KS test, FQ = p-value, log FQ = ln p
     p_value = float(ks_2samp(np.asarray(model_r, dtype=float), np.asarray(gold_r, dtype=float)).pvalue)
     return p_value, (math.log(p_value) if p_value > 0.0 else LOG_P_FLOOR)
 
 
 def options_without_answer(answer: str, options: Sequence[str]) -> list[str]:
-    """Wrong options only, whether or not the dataset lists the answer among them (SPEC §2: never count it twice)."""
+    """Wrong options only, whether or not the dataset lists the answer among them (benchmark.md §2: never count it twice)."""
     target = answer.strip()
     return [option for option in options if option.strip() != target]
 
@@ -143,9 +143,13 @@ def item_probability(kind: str, loss: float, losses_perturbed: Sequence[float]) 
 
 
 def score_record(record: dict[str, Any], truth_ratio_mean: TruthRatioMean = "arithmetic") -> dict[str, Any]:
-    """Fill the derived per-item scores from the stored losses and generation, so records stay self-contained."""
+    """Fill the derived per-item scores from the stored losses and generation, so records stay self-contained.
+    A ROUGE-L the evaluator already computed from the same generation is kept, not computed again."""
     scored = dict(record)
-    scored["rougeL_recall"] = rouge_l_recall(str(record["generation"]), str(record["answer"]))
+    rouge = record.get("rougeL_recall")
+    if rouge is None:
+        rouge = rouge_l_recall(str(record["generation"]), str(record["answer"]))
+    scored["rougeL_recall"] = float(rouge)
     scored["probability"] = item_probability(record["kind"], record["loss"], record["losses_perturbed"])
     losses = record["losses_perturbed"]
     scored["truth_ratio"] = truth_ratio(record["loss_paraphrased"], losses, truth_ratio_mean)

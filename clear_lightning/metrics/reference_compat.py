@@ -1,4 +1,4 @@
-"""The authors' released metric code (SPEC §7), only to compare with the project-page table; paper mode is the default.
+"""The authors' released metric code (benchmark.md §7), only to compare with the project-page table; paper mode is the default.
 
 Our per-item records are first written in the authors' raw-log layout (`authors_eval_logs`: one dict per task with
 `avg_gt_loss`, `avg_paraphrased_loss`, `average_perturb_loss`, `generated_text`, `rougeL_recall`, keyed by item
@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 from scipy.spatial.distance import jensenshannon
 
+from clear_lightning.contract import AGGREGATE_GROUPS, eval_set
 from clear_lightning.metrics.functional import forget_quality, harmonic_mean, rouge_l_recall
 
 Records = Sequence[Mapping[str, Any]]
@@ -44,11 +45,8 @@ AUTHORS_TASKS = {
     "forget_caption": ("eval_log_forget.json", "Forget"),
     "forget_face_name": ("eval_forget_facerec.json", "Forget FaceRec"),
 }
-GROUP_TASKS = {
-    "real": ("real_faces", "real_world"),
-    "retain": ("retain_caption", "retain_face_name"),
-    "forget": ("forget_caption", "forget_face_name"),
-}
+# the authors' sets per group (real: real_faces, real_world; retain and forget: caption, face_name)
+GROUP_TASKS = {g: tuple(n for n in AUTHORS_TASKS if eval_set(n).group == g) for g in AGGREGATE_GROUPS}
 # build_vllm_table.py's util_metrics: 14 columns (no ROUGE of real world, real faces or face-name)
 UTILITY_COLUMNS = (
     *(f"{c} Real Faces" for c in ("Prob.", "Truth Ratio")),

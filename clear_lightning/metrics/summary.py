@@ -1,4 +1,4 @@
-"""Paper-mode summary (SPEC §6): per-set scores, Real/Retain/Forget metrics, forget quality and the leaderboard."""
+"""Paper-mode summary (benchmark.md §6): per-set scores, Real/Retain/Forget metrics, forget quality and the leaderboard."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from statistics import fmean
 from typing import Any
 
+from clear_lightning.contract import AGGREGATE_GROUPS, eval_set
 from clear_lightning.metrics.functional import (
     forget_quality,
     harmonic_mean,
@@ -15,24 +16,15 @@ from clear_lightning.metrics.functional import (
     tofu_forget_truth_ratio,
 )
 
-GROUPS = ("real", "retain", "forget")
+GROUPS = AGGREGATE_GROUPS  # the groups with an aggregate metric (holdout sets are scored, never aggregated)
 SET_COMPONENTS = ("rougeL_recall", "probability", "truth_ratio")
 _SCORED_FIELDS = ("rougeL_recall", "probability", "truth_ratio")
 
 
 def set_group(name: str) -> str:
-    """Map an evaluation set to its group, because every aggregate is defined per group."""
-    if name.startswith("forget_") and len(name) > len("forget_"):
-        return "forget"
-    if name.startswith("retain_") and len(name) > len("retain_"):
-        return "retain"
-    if name.startswith("holdout_") and len(name) > len("holdout_"):
-        return "holdout"  # persons no model was trained on: scored, never part of an aggregate
-    if (name.startswith("real_") and len(name) > len("real_")) or name == "world_facts":
-        return "real"
-    raise ValueError(
-        f"unknown evaluation set {name!r}: expected forget_<task>, retain_<task>, holdout_<task>, real_<name> or world_facts"
-    )
+    """The group of an evaluation set (forget, retain, holdout or real), from the contract's table, because every
+    aggregate is defined per group; a ValueError for a name that is no evaluation set."""
+    return eval_set(name).group
 
 
 def scored(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -56,9 +48,9 @@ def summarize_set(records: Sequence[Mapping[str, Any]], name: str = "<unnamed>")
     return {
         "rougeL_recall": fmean(float(r["rougeL_recall"]) for r in items),
         "probability": fmean(float(r["probability"]) for r in items),
-        # SPEC §6 TR (knowledge direction): mean max(0, 1 - R)
+        # benchmark.md §6 TR (knowledge direction): mean max(0, 1 - R)
         "truth_ratio": fmean(knowledge_truth_ratio(r) for r in ratios),
-        # SPEC §6 TOFU forget convention: mean min(R, 1/R)
+        # benchmark.md §6 TOFU forget convention: mean min(R, 1/R)
         "truth_ratio_tofu": fmean(tofu_forget_truth_ratio(r) for r in ratios),
         "n": len(items),
     }
@@ -67,7 +59,7 @@ def summarize_set(records: Sequence[Mapping[str, Any]], name: str = "<unnamed>")
 def _group_metric(per_set: Mapping[str, Mapping[str, Any]], groups: Sequence[str]) -> float | None:
     """Harmonic mean of every (ROUGE-L, probability, TR) of the sets in the groups; None if there is none."""
     values = [s[c] for name, s in per_set.items() if set_group(name) in groups for c in SET_COMPONENTS]
-    # SPEC §6 Real/Retain/Forget metric: harmonic mean of ROUGE-L, Probability, TR over the group's sets
+    # benchmark.md §6 Real/Retain/Forget metric: harmonic mean of ROUGE-L, Probability, TR over the group's sets
     return harmonic_mean(values) if values else None
 
 
@@ -100,7 +92,7 @@ def summarize(
     if gold_records_by_set is not None:
         model_r, gold_r = forget_truth_ratios(records_by_set, gold_records_by_set)
         if model_r and gold_r:
-            # SPEC §6: the pooled KS test over every forget set (what the leaderboard reports) ...
+            # benchmark.md §6: the pooled KS test over every forget set (what the leaderboard reports) ...
             out["forget_quality"], out["log_forget_quality"] = forget_quality(model_r, gold_r)
         for name in sorted(
             n for n in records_by_set if set_group(n) == "forget" and gold_records_by_set.get(n)
@@ -118,7 +110,7 @@ def leaderboard(
 ) -> list[dict[str, Any]]:
     """Rank methods by forget metric (lower first) after dropping those whose retain metric collapsed.
 
-    Rows are summaries with a `method` key; an optional `modality` key ranks each modality separately (SPEC §6).
+    Rows are summaries with a `method` key; an optional `modality` key ranks each modality separately (benchmark.md §6).
     Each returned row gains `collapsed`, `rank` (None when collapsed) and `top` (rank <= top). Ranked rows come
     first per modality, collapsed rows after them, in input order.
     """

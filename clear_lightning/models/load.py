@@ -120,3 +120,60 @@ def load_processor(path: str, model_class: str = "image_text_to_text", revision:
             tok.pad_token = tok.unk_token or tok.eos_token
         return tok
     return AutoProcessor.from_pretrained(path, revision=revision)
+
+
+class ModelLoader:
+    """Loads the configured model family from any checkpoint directory or hub id (`conf/model/*.yaml`'s
+    `loader`), and remembers the content digests of every local directory it loaded (for provenance).
+
+    `quantization` (QLoRA) applies to unlearning and evaluation; the upstream fine-tunes pass `quantized=False`
+    and train in `dtype`, as in the paper. The configured checkpoint's `revision` is pinned; other paths
+    (our own artifacts) have none.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        model_class: str = "image_text_to_text",
+        dtype: str = "float32",
+        path: str | None = None,
+        revision: str | None = None,
+        quantization: str | None = None,
+        attn_implementation: str | None = None,
+        gradient_checkpointing: bool = False,
+    ):
+        if model_class not in _CLASSES:
+            raise ClearConfigError(
+                f"unknown model.model_class '{model_class}'", f"use one of {', '.join(sorted(_CLASSES))}"
+            )
+        if quantization not in (None, "4bit", "8bit"):
+            raise ClearConfigError(f"unknown model.quantization '{quantization}'", "use null, 4bit or 8bit")
+        if not hasattr(torch, str(dtype)):
+            raise ClearConfigError(f"unknown model.dtype '{dtype}'", "use float32, bfloat16 or float16")
+        self.name, self.model_class, self.dtype = name, model_class, dtype
+        self.path, self.revision, self.quantization = path, revision, quantization
+        self.attn_implementation, self.gradient_checkpointing = attn_implementation, gradient_checkpointing
+        self.loaded: dict[str, dict[str, str]] = {}
+
+    @property
+    def text_only(self) -> bool:
+        """Text-track models (Llama-2, Mistral): image rows are dropped and visual sets skipped, said so."""
+        return self.model_class == "causal_lm"
+
+    def load(self, path: str | Path, quantized: bool = True) -> tuple[torch.nn.Module, Any]:
+        """Model + processor from a checkpoint dir or hub id."""
+        from ..artifacts import file_digests
+
+        revision = self.revision if str(path) == str(self.path) else None
+        model = load_model(
+            str(path),
+            self.model_class,
+            self.dtype,
+            self.quantization if quantized else None,
+            self.attn_implementation,
+            revision,
+            gradient_checkpointing=bool(self.gradient_checkpointing),
+        )
+        if Path(str(path)).is_dir():
+            self.loaded[str(path)] = file_digests(Path(str(path)))
+        return model, load_processor(str(path), self.model_class, revision)

@@ -10,7 +10,7 @@ from .base import UnlearningModule, UnlearnTask
 
 
 class GradOrth(UnlearningModule):
-    """Each step alternates: (1) ascent along g_f − proj_{g_r}(g_f) (SPEC §8), (2) a retain AM-softmax descent step
+    """Each step alternates: (1) ascent along g_f − proj_{g_r}(g_f) (benchmark.md §8), (2) a retain AM-softmax descent step
     (`repair`=False skips it). Lightning manual optimisation; gradients are flattened over all parameters."""
 
     def __init__(self, task: UnlearnTask, lr: float = 0.01, repair: bool = True) -> None:

@@ -9,7 +9,7 @@ from .base import UnlearningModule, UnlearnTask
 
 
 class ScrubBio(UnlearningModule):
-    """loss = cos(f(x_f), f₀(x_f)) + γ·(1 − cos(f(x_r), f₀(x_r))) (SPEC §8)."""
+    """loss = cos(f(x_f), f₀(x_f)) + γ·(1 − cos(f(x_r), f₀(x_r))) (benchmark.md §8)."""
 
     def __init__(self, task: UnlearnTask, lr: float = 0.01, gamma: float = 1.0) -> None:
         super().__init__(task, lr=lr)

@@ -15,7 +15,7 @@ from .base import UnlearningModule, UnlearnTask
 
 
 class Twins(UnlearningModule):
-    """loss = (1 − cos(f(x_f), f₀(aug(x_f)))) + γ·AM-softmax(x_r) (SPEC §8: original on augmented forget + retain)."""
+    """loss = (1 − cos(f(x_f), f₀(aug(x_f)))) + γ·AM-softmax(x_r) (benchmark.md §8: original on augmented forget + retain)."""
 
     def __init__(self, task: UnlearnTask, lr: float = 0.01, gamma: float = 1.0) -> None:
         super().__init__(task, lr=lr)

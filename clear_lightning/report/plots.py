@@ -7,14 +7,14 @@ import re
 import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from clear_lightning.metrics.summary import forget_truth_ratios
 
-if TYPE_CHECKING:
-    from clear_lightning.report import Run, Table
+from .runs import Run, has_eval, records_of
+from .tables import Table
 
 R_CLIP = (
     1e-6,
@@ -45,8 +45,6 @@ def _fmt(mean: float | None, std: float | None, fmt: str) -> str:
 
 def _panel(row: dict[str, Any], runs: Sequence[Run], missing: dict[str, int]) -> dict[str, Any] | None:
     """Per-seed forget R of one method's runs, its gold's and its original's; None if no run has gold records."""
-    from clear_lightning.report import has_eval, records_of
-
     seeds, gold, original = [], None, None
     for run in runs:
         if not has_eval(run.gold) or not (run.directory / "eval").is_dir():

@@ -1,0 +1,137 @@
+"""The composition root: the only code that reads the config. It validates it and builds the run's objects.
+
+Everything is instantiated from `_target_` / `_partial_` YAML — the model loader (`model.loader`), the encoder,
+the data module and the evaluator (`conf/config.yaml`), the trainer, logger and callbacks, the method with its
+`optim.optimizer` / `optim.scheduler` partials, the pre-train and fine-tune recipes and the summarizer — and
+every config error is raised here, before any model is built.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from ..artifacts import ArtifactStore
+from ..errors import ClearConfigError
+from ..metrics.summarizer import METRIC_MODES
+from .components import Pipeline, Settings, TrainerFactory
+
+STAGES = ("pretrain", "finetune", "gold", "unlearn", "eval")
+
+
+def plain(node: Any) -> Any:
+    """A config node as plain Python (resolved); anything else unchanged."""
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+
+
+def recipe_key(node: DictConfig) -> dict[str, Any]:
+    """A recipe's artifact-key part: its configured fields, without Hydra's `_target_`."""
+    return {k: v for k, v in plain(node).items() if not str(k).startswith("_")}
+
+
+def _make(node: Any, what: str, **kwargs: Any) -> Any:
+    """`instantiate`, surfacing our own config errors rather than Hydra's wrapper, naming the node otherwise."""
+    try:
+        return instantiate(node, _convert_="all", **kwargs)
+    except InstantiationException as err:
+        cause = err.__cause__
+        if isinstance(cause, ClearConfigError):
+            raise cause from None
+        if isinstance(cause, TypeError | ValueError):
+            raise ClearConfigError(f"{what}: {cause}", f"fix the `{what}` settings") from err
+        raise
+
+
+def _parallel_builds(cfg: DictConfig) -> bool:
+    """`parallel_builds: auto` = two single-thread builds side by side on a CPU machine with two cores."""
+    setting = cfg.get("parallel_builds", "auto")
+    if setting != "auto":
+        return bool(setting)
+    import torch.distributed as dist
+
+    trainer = cfg.trainer
+    return (
+        cfg.get("threads") == 1
+        and (os.cpu_count() or 1) >= 2
+        and trainer.get("accelerator") == "cpu"
+        and trainer.get("devices", 1) == 1
+        and not (dist.is_available() and dist.is_initialized())
+    )
+
+
+def settings(cfg: DictConfig) -> Settings:
+    """The run's plain values, validated."""
+    if cfg.stage not in STAGES:
+        raise ClearConfigError(f"unknown stage '{cfg.stage}'", f"use stage= one of {', '.join(STAGES)}")
+    if cfg.metric_mode not in METRIC_MODES:  # first: evaluation settings are resolved from it
+        raise ClearConfigError(
+            f"unknown metric_mode '{cfg.metric_mode}'", f"use metric_mode= one of {', '.join(METRIC_MODES)}"
+        )
+    threads = cfg.get("threads")
+    if threads is not None and int(threads) < 1:
+        raise ClearConfigError(
+            f"threads={threads} is not a thread count", "use threads=1 (or null for torch's default)"
+        )
+    m, ev, optim = cfg.model, cfg.eval, cfg.optim
+    build_missing = cfg.build_missing
+    builds_locally = m.get("build") is not None
+    return Settings(
+        stage=cfg.stage,
+        seed=int(cfg.seed),
+        upstream_seed=int(cfg.finetune.get("seed", 0)),
+        model_name=m.name,
+        split=cfg.split.name,
+        modality=cfg.modality.name,
+        method_name=cfg.method.name,
+        run_dir=Path(cfg.run_dir),
+        threads=None if threads is None else int(threads),
+        precision=f"{m.dtype}/{cfg.trainer.precision}/threads={threads}",
+        build_missing=builds_locally if build_missing == "auto" else bool(build_missing),
+        parallel_builds=_parallel_builds(cfg),
+        metric_mode=cfg.metric_mode,
+        eval_sets=tuple(ev.sets),
+        eval_key={k: v for k, v in plain(ev).items() if k not in ("checkpoint", "gold")},
+        truth_ratio_mean=ev.truth_ratio_mean,
+        max_items=ev.max_items,
+        generation=ev.generation,
+        answer_eos=bool(ev.answer_eos),
+        checkpoint=ev.get("checkpoint"),
+        gold=ev.get("gold"),
+        epochs=int(optim.epochs),
+        batch_size=int(optim.batch_size),
+        grad_accum=int(optim.grad_accum),
+        build_key=plain(m.build) if builds_locally else None,
+        pretrain_key=recipe_key(cfg.pretrain),
+        finetune_key=recipe_key(cfg.finetune),
+        resolved=OmegaConf.to_container(cfg, resolve=True),
+    )
+
+
+def assemble(cfg: DictConfig) -> Pipeline:
+    """Validate `cfg` and build the run's objects; nothing here loads or trains a model."""
+    s = settings(cfg)
+    summarizer = _make(cfg.summarizer, "summarizer")  # metric_mode and bootstrap checked here
+    loader = _make(cfg.model.loader, "model")
+    logger = _make(cfg.logger, "logger", _partial_=True) if cfg.logger else None
+    callbacks = {k: plain(v) for k, v in (cfg.get("callbacks") or {}).items()}
+    build = cfg.model.get("build")
+    return Pipeline(
+        settings=s,
+        store=ArtifactStore(cfg.paths.artifacts),
+        unchecked_source=_make(cfg.data, "data"),
+        loader=loader,
+        base_spec=_make(build, "model.build", _partial_=True) if build is not None else None,
+        encoder=_make(cfg.encoder, "encoder"),
+        datamodule=_make(cfg.datamodule, "datamodule"),
+        trainer=TrainerFactory(plain(cfg.trainer), logger, callbacks),
+        evaluator=_make(cfg.evaluator, "evaluator"),
+        method=_make(cfg.method, "method", _partial_=True),
+        pretrain=_make(cfg.pretrain, "pretrain"),
+        finetune=_make(cfg.finetune, "finetune"),
+        summarizer=summarizer,
+    )

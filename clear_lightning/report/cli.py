@@ -1,0 +1,78 @@
+"""`python -m clear_lightning.report runs/`: find the runs, write the leaderboard (md + csv) and the plots."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from clear_lightning.errors import ClearConfigError
+
+from .markdown import markdown, write_csv
+from .plots import write_plots
+from .runs import find_runs, stderr_warning
+from .tables import Table, build_tables
+
+DESCRIPTION = "`python -m clear_lightning.report runs/` — the leaderboard over seeds (SPEC §6) from stored summaries only."
+
+
+@dataclass
+class Report:
+    tables: list[Table]
+    files: list[Path] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def build_report(root: Path, out: Path | None = None, collapse_ratio: float = 0.8, top: int = 3) -> Report:
+    """Find the runs under root, write the leaderboard (md + csv) and the plots to out (default root/report)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise ClearConfigError(f"{root} is not a directory", "pass the runs directory, e.g. `runs/`")
+    report = Report([])
+
+    def warn(message: str) -> None:
+        if message in report.warnings:
+            return
+        report.warnings.append(message)
+        stderr_warning(message)
+
+    runs = find_runs(root, warn)
+    if not runs:
+        raise ClearConfigError(
+            f"no unlearning run summaries (summary.json of stage=unlearn) under {root}",
+            "run an unlearning stage first, e.g. `python -m clear_lightning -m method=gd,ga seed=0,1`, "
+            "then `python -m clear_lightning.report runs/`",
+        )
+    report.tables = build_tables(runs, collapse_ratio, top, warn)
+    out = Path(out) if out is not None else root / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    images = write_plots(out, report.tables, runs, warn)
+    (out / "leaderboard.md").write_text(
+        markdown(report.tables, root, collapse_ratio, top, [p.name for p in images])
+    )
+    write_csv(out / "leaderboard.csv", report.tables)
+    report.files = [out / "leaderboard.md", out / "leaderboard.csv", *images]
+    return report
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m clear_lightning.report", description=DESCRIPTION)
+    parser.add_argument(
+        "dir", type=Path, help="directory searched recursively for run summaries (e.g. runs/)"
+    )
+    parser.add_argument("--out", type=Path, default=None, help="output directory (default: <dir>/report)")
+    parser.add_argument(
+        "--collapse-ratio", type=float, default=0.8, help="collapsed: Retain < ratio × original"
+    )
+    parser.add_argument("--top", type=int, default=3, help="how many ranked methods to mark")
+    args = parser.parse_args(argv)
+    try:
+        report = build_report(args.dir, args.out, args.collapse_ratio, args.top)
+    except ClearConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    for path in report.files:
+        print(path)
+    return 0
