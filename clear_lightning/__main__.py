@@ -18,8 +18,12 @@ def main(cfg: DictConfig) -> None:
 
     quiet_libraries()  # before importing the stack: some libraries complain at import time
     from .pipeline import run
+    from .sweeps import in_multirun, run_job
 
-    run_or_exit(run, cfg)
+    if in_multirun():  # a failed job is recorded and the sweep goes on; the sweep's end lists the failures
+        run_job(run, cfg)
+    else:
+        run_or_exit(run, cfg)
 
 
 if __name__ == "__main__":

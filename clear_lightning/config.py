@@ -16,12 +16,26 @@ def register_resolvers() -> None:
     `${run_label:stage,method}` = the method for unlearning runs, else the stage name;
     `${by_metric_mode:mode,paper_value,compat_value}` = an evaluation setting that follows `metric_mode`, so
     `metric_mode=reference_compat` alone switches to the authors' evaluation (benchmark.md §7) and the resolved value
-    is what the config, the artifact key and the summary record."""
+    is what the config, the artifact key and the summary record; `${unique:}` = a per-process suffix of run
+    directories; `${wandb_offline:}` = W&B's offline switch, from WANDB_MODE as W&B itself reads it."""
     OmegaConf.register_new_resolver("clear_root", lambda: str(PROJECT_ROOT), replace=True)
     OmegaConf.register_new_resolver(
         "run_label", lambda stage, method: method if stage == "unlearn" else stage, replace=True
     )
     OmegaConf.register_new_resolver("by_metric_mode", _by_metric_mode, replace=True)
+    # one value per process (cached): two runs started in the same second never share a run directory
+    OmegaConf.register_new_resolver("unique", _unique, replace=True, use_cache=True)
+    OmegaConf.register_new_resolver("wandb_offline", _wandb_offline, replace=True)
+
+
+def _unique() -> str:
+    """The process id and 4 random hex digits (not from the seeded generators: no run's numbers move)."""
+    return f"{os.getpid()}{os.urandom(2).hex()}"
+
+
+def _wandb_offline() -> bool:
+    """W&B logs offline unless the user sets WANDB_MODE=online (and is logged in), as W&B itself reads it."""
+    return os.environ.get("WANDB_MODE", "offline") != "online"
 
 
 def _by_metric_mode(mode: str, paper: str, compat: str) -> str:

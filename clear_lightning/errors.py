@@ -21,3 +21,5 @@ def run_or_exit(run: Callable[[Any], Any], cfg: Any) -> None:
     except ClearConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:  # the stage already said what was interrupted and what was kept
+        sys.exit(130)

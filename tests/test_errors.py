@@ -34,7 +34,7 @@ def test_missing_data_path(make_cfg, tmp_path: Path) -> None:
         "stage=eval",
         fast=False,
     )
-    with pytest.raises(ClearConfigError, match=r"(?s)does not exist.*fix: set data.path"):
+    with pytest.raises(ClearConfigError, match=r"(?s)data.path=.*does not exist.*fix: point data.path"):
         run(cfg)
     assert not (tmp_path / "nowhere").exists()
 
@@ -66,6 +66,6 @@ def test_missing_gold_refused_on_big_models(make_cfg, tmp_path: Path) -> None:
 
 def test_missing_checkpoint_is_named(unlearn_result, make_cfg, tmp_path: Path) -> None:
     with pytest.raises(
-        ClearConfigError, match=r"(?s)checkpoint .*absent does not exist.*fix: pass eval.checkpoint"
+        ClearConfigError, match=r"(?s)eval.checkpoint=.*absent does not exist.*fix: pass eval.checkpoint"
     ):
         run(make_cfg("stage=eval", f"eval.checkpoint={tmp_path}/absent"))

@@ -18,8 +18,9 @@ from clear_lightning.data.clear_mini import (
     holdout_persons,
     split_persons,
 )
+from clear_lightning.data.corpus import corpus
 from clear_lightning.data.datamodule import CLEARDataModule
-from clear_lightning.data.examples import Example, corpus, prior_examples, training_examples
+from clear_lightning.data.examples import Example, prior_examples, training_examples
 from clear_lightning.data.mini_config import forget_person_count
 from clear_lightning.data.schema import is_optional
 from clear_lightning.data.source import ClearMiniSource, SnapshotSource

@@ -30,9 +30,10 @@ def _jobs(name: str) -> list:
         master = compose(name, overrides=[SEARCH], return_hydra_config=True)
         params = {k: _values(k, str(v)) for k, v in master.hydra.sweeper.params.items()}
         jobs = []
-        for combo in itertools.product(*params.values()):
+        for num, combo in enumerate(itertools.product(*params.values())):
             overrides = [f"{k}={v}" for k, v in zip(params, combo, strict=True)]
-            jobs.append(compose(name, overrides=[SEARCH, *overrides], return_hydra_config=True))
+            job = [SEARCH, *overrides, f"hydra.job.num={num}"]  # as the sweeper numbers its jobs
+            jobs.append(compose(name, overrides=job, return_hydra_config=True))
     return jobs
 
 

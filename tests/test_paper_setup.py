@@ -29,7 +29,6 @@ FAST = [
     "model.build.vocab_size=600",
     "finetune.epochs=1",
     "finetune.batch_size=8",
-    "finetune.replay_prior=0",
     "pretrain.epochs=1",
     "optim.epochs=1",
     "eval.max_items=4",

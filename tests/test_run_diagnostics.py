@@ -84,8 +84,11 @@ def run_eval(make_cfg, tmp_path, monkeypatch):
         checkpoint = tmp_path / "checkpoint"
         checkpoint.mkdir(exist_ok=True)
         gold_dir = tmp_path / "gold_eval"
+        identity = eval_identity(
+            assemble(make_cfg("stage=eval", f"eval.checkpoint={checkpoint}", *overrides)), "gold"
+        )
+        _write_eval(gold_dir, gold_records, identity)  # eval.gold must exist when the run is assembled
         cfg = make_cfg("stage=eval", f"eval.checkpoint={checkpoint}", f"eval.gold={gold_dir}", *overrides)
-        _write_eval(gold_dir, gold_records, eval_identity(assemble(cfg), "gold"))
         original_dir = None
         if original is not None:
             original_dir = _write_eval(

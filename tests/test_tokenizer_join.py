@@ -44,7 +44,7 @@ ROWS = [
     ("How old is she?", "42 years, give or take."),
     ("Describe the image in detail.", "Kuwait City at night: lights, towers and the sea."),
 ]
-# What a tokenizer is trained on, as for the tiny model (data.examples.corpus): questions, answers and the
+# What a tokenizer is trained on, as for the tiny model (data.corpus.corpus): questions, answers and the
 # templates' fixed text, each string on its own.
 CORPUS = [text for row in ROWS for text in row] + [
     t.template.format(image="", question="") for t in TEMPLATES.values()

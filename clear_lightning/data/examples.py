@@ -12,29 +12,18 @@ from ..contract import (
     CLEAR,
     EVAL_SETS,
     FACE_NAME_PROMPT,
-    FORGET_SPLITS,
-    FULL,
-    HOLDOUT_SPLITS,
     IMAGE_TASKS,
-    LIST_COLUMNS,
     PRIOR,
     PRIOR_CONFIGS,
     PROMPT,
     QUESTION,
-    REAL_AUTHORS_PERTURBED,
-    REAL_FACES,
-    REAL_WORLD,
-    RETAIN_PERTURBED,
     TEXT,
-    TEXT_COLUMNS,
     TOFU,
     TOFU_SUFFIX,
     VISUAL,
-    WORLD_FACTS_PERTURBED,
     EvalSet,
     holdout_config,
     perturbed,
-    with_tofu,
 )
 from ..errors import ClearConfigError
 from .source import SnapshotSource
@@ -154,7 +143,7 @@ def persons_of_names(group: str, names: Sequence[str]) -> list[str]:
     return [f"{group}/{order.setdefault(n, len(order))}" for n in names]
 
 
-def _has(source: SnapshotSource, collection: str, config: str) -> bool:
+def has_config(source: SnapshotSource, collection: str, config: str) -> bool:
     """Whether an optional config is there; one that cannot be read (e.g. not cached while offline) makes the
     set unavailable rather than failing the evaluation of every other set."""
     try:
@@ -171,9 +160,9 @@ def _holdout_qa_rows(source: SnapshotSource, split: str) -> Any:
     """TOFU QA of the holdout persons with paraphrased and perturbed answers (needed for the truth ratio):
     `holdoutNN_perturbed` (CLEAR-mini's addition) or TOFU's `holdoutNN` where it has those columns."""
     holdout = holdout_config(split)
-    if _has(source, TOFU, perturbed(holdout)):
+    if has_config(source, TOFU, perturbed(holdout)):
         return source.load(TOFU, perturbed(holdout))
-    if _has(source, TOFU, holdout):
+    if has_config(source, TOFU, holdout):
         rows = source.load(TOFU, holdout)
         if {"paraphrased_answer", "perturbed_answer"} <= set(rows.column_names):
             return rows
@@ -192,7 +181,7 @@ def _holdout_qa_rows(source: SnapshotSource, split: str) -> Any:
 
 def _holdout_image_rows(source: SnapshotSource, split: str) -> Any:
     config = perturbed(holdout_config(split))
-    if _has(source, CLEAR, config):
+    if has_config(source, CLEAR, config):
         return source.load(CLEAR, config)
     raise SetUnavailableError(
         f"the CLEAR snapshot has no holdout persons (no {config} config: therem/CLEAR has none, "
@@ -329,9 +318,9 @@ def holdout_examples(
     "non-member" side of membership inference (benchmark.md §10). Raises `SetUnavailableError` if there is none."""
     holdout = holdout_config(split)
     out: list[Example] = []
-    if _has(source, TOFU, holdout):
+    if has_config(source, TOFU, holdout):
         config = holdout
-    elif _has(source, TOFU, perturbed(holdout)):
+    elif has_config(source, TOFU, perturbed(holdout)):
         config = perturbed(holdout)
     else:
         config = None
@@ -348,7 +337,7 @@ def holdout_examples(
                 )
             )
     image_config = perturbed(holdout)
-    if _has(source, CLEAR, image_config):
+    if has_config(source, CLEAR, image_config):
         rows = source.load(CLEAR, image_config)
         persons = persons_of_names("holdout", rows["name"])
         for i, r in enumerate(rows):
@@ -388,37 +377,3 @@ def is_visual_set(set_name: str) -> bool:
 def with_answer(example: Example, answer: str, set_name: str) -> Example:
     """The same prompt with another target, e.g. an IDK answer for a forget question."""
     return replace(example, answer=answer, set=set_name, paraphrased=None, perturbed=())
-
-
-def corpus(source: SnapshotSource, extra: Sequence[str] = ()) -> list[str]:
-    """Every string the model will read or write, for training the tiny model's tokenizer."""
-    texts = list(extra) + list(CAPTION_QUESTIONS) + [FACE_NAME_PROMPT]
-    for collection, schema in ((CLEAR, CLEAR_CONFIGS), (TOFU, TOFU_CONFIGS), (PRIOR, PRIOR_CONFIGS)):
-        if collection == PRIOR and not source.has_prior:
-            continue
-        optional = OPTIONAL_CORPUS_CONFIGS.get(collection, ())
-        for config in (*schema, *(c for c in optional if _has_quietly(source, collection, c))):
-            ds = source.load(collection, config)
-            for col in TEXT_COLUMNS:
-                if col in ds.column_names:
-                    texts += [t for t in ds[col] if t]
-            for col in LIST_COLUMNS:
-                if col in ds.column_names:
-                    texts += [t for opts in ds[col] for t in opts]
-    return texts
-
-
-def _has_quietly(source: SnapshotSource, collection: str, config: str) -> bool:
-    try:
-        return _has(source, collection, config)
-    except SetUnavailableError:
-        return False
-
-
-# the configs the tokenizer reads: together they hold every string of the data (forget10 holds every forget person)
-_LARGEST_FORGET, _LARGEST_HOLDOUT = FORGET_SPLITS[-1], HOLDOUT_SPLITS[-1]
-CLEAR_CONFIGS = (with_tofu(FULL), perturbed(_LARGEST_FORGET), RETAIN_PERTURBED, REAL_FACES, REAL_WORLD)
-TOFU_CONFIGS = (perturbed(_LARGEST_FORGET), RETAIN_PERTURBED, REAL_AUTHORS_PERTURBED, WORLD_FACTS_PERTURBED)
-# read for the tokenizer where the source has them: holdout names must tokenise like forget names, or a
-# membership attack would measure the tokenizer (holdout10 holds every holdout person)
-OPTIONAL_CORPUS_CONFIGS = {CLEAR: (perturbed(_LARGEST_HOLDOUT),), TOFU: (perturbed(_LARGEST_HOLDOUT),)}

@@ -15,12 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import datasets
+import yaml
 
 from ..contract import CLEAR, COLLECTIONS, PRIOR, SCHEMAS, TOFU
 from ..errors import ClearConfigError
-from .schema import check_columns, is_optional, missing_columns
+from .schema import check_columns, file_problems, is_optional, missing_columns, readme_configs
 
 log = logging.getLogger(__name__)
+
+# What a validation stamp vouches for; a stamp written by fewer checks has another key and is not trusted.
+VALIDATION_CHECKS = "contract+files+columns+images/2"
 
 
 class SnapshotSource:
@@ -157,12 +161,17 @@ class SnapshotSource:
 
         One error lists everything that is missing, instead of failing on the first config a stage
         happens to read. Optional configs (the holdout ones) may be absent; where present, their columns are
-        checked too. The result is stamped next to the datasets cache of this exact snapshot content (or pinned
-        revision), so a snapshot is validated once, not in every run.
+        checked too. In a local snapshot, the files behind every config its README lists are checked first
+        (`schema.file_problems`: they exist and parse, their parquet schema has the columns, every image decodes),
+        so a damaged file is named here, with its row, and not in a traceback halfway through training.
+        The result is stamped next to the datasets cache of this exact snapshot content (or pinned revision), so a
+        snapshot is validated once, not in every run.
         """
         stamp = self._validation_stamp()
         if stamp is not None and stamp.exists():
             return json.loads(stamp.read_text())
+        damaged: list[str] = []
+        unreadable = self._file_problems(damaged)  # (collection, config) not to hand to `datasets`
         problems: list[str] = []
         counts: dict[str, dict[str, int]] = {}
         for collection, schema in SCHEMAS.items():
@@ -170,6 +179,8 @@ class SnapshotSource:
                 continue
             counts[collection] = {}
             for config in schema:
+                if (collection, config) in unreadable or (collection, None) in unreadable:
+                    continue
                 try:
                     ds = self._load_unchecked(collection, config)
                 except MissingConfigError:
@@ -179,28 +190,87 @@ class SnapshotSource:
                 except EmptyConfigError:
                     problems.append(f"{collection}: config '{config}' has no rows")
                     continue
+                except (datasets.exceptions.DatasetGenerationError, FileNotFoundError) as err:
+                    damaged.append(
+                        f"{collection}: config '{config}' could not be read ({err.__cause__ or err})"
+                    )
+                    continue
                 missing = missing_columns(collection, config, ds.column_names)
                 if missing:
                     problems.append(f"{collection}: config '{config}' lacks column(s) {missing}")
                 elif len(ds) == 0:
                     problems.append(f"{collection}: config '{config}' has no rows")
                 counts[collection][config] = len(ds)
-        if problems:
-            where = ", ".join(f"{c}={loc}" for c, loc in self.locations.items() if loc)
-            raise ClearConfigError(
-                f"the data ({where}) does not match benchmark.md §2:\n  - " + "\n  - ".join(problems),
-                "use complete snapshots (clones of the dataset repositories) or pin a data.revision / "
-                "data.tofu_revision that has every config and column",
-            )
+        if damaged or problems:
+            raise self._data_error(damaged, problems)
         if stamp is not None:
             stamp.parent.mkdir(parents=True, exist_ok=True)
             stamp.write_text(json.dumps(counts, indent=2))
         return counts
 
+    def _data_error(self, damaged: list[str], problems: list[str]) -> ClearConfigError:
+        """One error for every damaged file and every gap in the contract, each with its fix."""
+        where = ", ".join(f"{c}={loc}" for c, loc in self.locations.items() if loc)
+        what, fixes = [], []
+        if damaged:
+            what.append("has missing or damaged files")
+            fixes.append(self._repair_fix())
+        if problems:
+            what.append("does not match benchmark.md §2")
+            fixes.append(
+                "use complete snapshots (clones of the dataset repositories) or pin a data.revision / "
+                "data.tofu_revision that has every config and column"
+            )
+        return ClearConfigError(
+            f"the data ({where}) {' and '.join(what)}:\n  - " + "\n  - ".join(damaged + problems),
+            "; ".join(fixes),
+        )
+
+    def _file_problems(self, damaged: list[str]) -> set[tuple[str, str | None]]:
+        """Appends the problems of the files behind the configs each local snapshot's README lists (those the
+        contract names) to `damaged`; returns the configs not to load ((collection, None): none of it).
+        A hub id is left to `datasets`, which verifies what it downloads."""
+        unreadable: set[tuple[str, str | None]] = set()
+        decoded: dict[bytes, str | None] = {}  # image bytes -> why they do not decode; shared by all configs
+        for collection, schema in SCHEMAS.items():
+            location = self.locations[collection]
+            if location is None or _is_hub_id(location) or not Path(location).is_dir():
+                continue
+            root = Path(location)
+            try:
+                listed = readme_configs(root)
+            except yaml.YAMLError as err:
+                damaged.append(
+                    f"{collection}: the YAML front matter of {root / 'README.md'} does not parse ({err})"
+                )
+                unreadable.add((collection, None))
+                continue
+            for config in schema:
+                if listed is None or config not in listed:
+                    continue  # not listed: the contract check reports it missing (unless optional)
+                found = file_problems(collection, config, root, listed[config], decoded)
+                if found:
+                    damaged += found
+                    unreadable.add((collection, config))
+        return unreadable
+
+    def _repair_fix(self) -> str:
+        """What to do about missing or damaged files (ClearMiniSource: regenerate)."""
+        readmes = [
+            str(Path(loc) / "README.md") for loc in self.locations.values() if loc and not _is_hub_id(loc)
+        ]
+        return (
+            "re-download the configs named above (in a clone of the dataset repository: `git lfs pull`, or clone "
+            "it again); where a README lists a config or column that its files do not have, fix that README ("
+            + ", ".join(readmes)
+            + ")"
+        )
+
     def _validation_stamp(self) -> Path | None:
-        """Where a passed validation is remembered: keyed by local content (with mtimes) or pinned revision;
-        an unpinned hub id is re-validated every time, since its content can change."""
-        parts = []
+        """Where a passed validation is remembered: keyed by the checks made (VALIDATION_CHECKS) and the local
+        content (with mtimes) or pinned revision; an unpinned hub id is re-validated every time, since its
+        content can change."""
+        parts = [VALIDATION_CHECKS]
         for collection in COLLECTIONS:
             location = self.locations[collection]
             if location is None:
@@ -232,6 +302,7 @@ class ClearMiniSource(SnapshotSource):
         config = ClearMiniConfig(**sizes)
         rev = revision(config)
         snapshot_root = Path(root) / f"clear_mini-{rev}"
+        self.snapshot_root = snapshot_root  # what to delete to regenerate it (`_repair_fix`)
         if not (snapshot_root / "CLEAR" / "README.md").exists():
             log.info("generating CLEAR-mini (%s) in %s", _describe(config), snapshot_root)
             generate_clear_mini(snapshot_root, config)
@@ -253,6 +324,12 @@ class ClearMiniSource(SnapshotSource):
 
     def identity(self) -> dict[str, Any]:
         return {**super().identity(), "config": asdict(self.config)}
+
+    def _repair_fix(self) -> str:
+        return (
+            f"CLEAR-mini is generated, not downloaded: delete {self.snapshot_root} and run again, "
+            "which regenerates it (README included)"
+        )
 
 
 def _describe(config: Any) -> str:

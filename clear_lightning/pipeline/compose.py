@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from ..artifacts import ArtifactStore
 from ..errors import ClearConfigError
 from ..metrics.summarizer import METRIC_MODES
+from . import validate
 from .components import Pipeline, Settings, TrainerFactory
 
 STAGES = ("pretrain", "finetune", "gold", "unlearn", "eval")
@@ -115,6 +116,7 @@ def settings(cfg: DictConfig) -> Settings:
 def assemble(cfg: DictConfig) -> Pipeline:
     """Validate `cfg` and build the run's objects; nothing here loads or trains a model."""
     s = settings(cfg)
+    validate.check(cfg)
     summarizer = _make(cfg.summarizer, "summarizer")  # metric_mode and bootstrap checked here
     loader = _make(cfg.model.loader, "model")
     logger = _make(cfg.logger, "logger", _partial_=True) if cfg.logger else None

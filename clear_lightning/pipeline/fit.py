@@ -71,11 +71,17 @@ def fit_and_save(p: Pipeline, init: str | Path, out: Path, train_on: str, recipe
         schedule=recipe.schedule,
         lora_config=recipe.lora or None,
     )
+    replay = replay_count(recipe.replay_prior)
+    if replay and train_on != "prior" and not p.source.has_prior:
+        p.say(
+            f"data={p.source.name} has no prior knowledge to rehearse: finetune.replay_prior is off for this build"
+        )
+        replay = 0
     dm = p.data(
         p.encoder(processor),
         train_on=train_on,
         batch_size=recipe.batch_size,
-        replay_prior=replay_count(recipe.replay_prior),
+        replay_prior=replay,
         face_name_repeats=recipe.face_name_repeats,
         seed=seed,
     )

@@ -52,6 +52,9 @@ def unlearn(p: Pipeline) -> dict[str, Any]:
     p.data(encoder=None).forget_examples()  # an empty forget set fails now, before anything is built
     refs = references(p, p.settings.build_missing)  # original and gold side by side where two cores allow
     (original_dir, _, original_eval), (_, _, gold_eval) = refs["original"], refs["gold"]
+    if s.gold:  # eval.gold is honoured: scored against that gold evaluation (load_gold checks it matches)
+        gold_eval = Path(s.gold)
+        p.say(f"scoring against the gold evaluation at {gold_eval} (eval.gold)")
 
     p.say(f"unlearning with {s.method_name} on {s.split}, modality={s.modality}")
     L.seed_everything(s.seed, verbose=False)
@@ -69,6 +72,14 @@ def unlearn(p: Pipeline) -> dict[str, Any]:
     start = time.perf_counter()
     trainer.fit(method, datamodule=dm)
     fit_seconds = time.perf_counter() - start
+    if (
+        trainer.global_step == 0
+    ):  # nothing was unlearned: its scores would be the original's, reported as a result
+        raise ClearConfigError(
+            f"{s.method_name} took no optimiser step (epochs={s.epochs}, batch_size={s.batch_size}, "
+            f"{len(trainer.train_dataloader.dataset)} training rows)",
+            "check optim.epochs, optim.batch_size and the forget split; nothing of this run was written",
+        )
     if is_main_process():
         method.save_student(str(s.run_dir / "adapter"))
     records, eval_seconds = evaluate(p, method.unlearned_model(), processor)
@@ -125,7 +136,17 @@ def _load_checkpoint(p: Pipeline, path: Path) -> tuple[Any, Any]:
             f"checkpoint {path} does not exist", "pass eval.checkpoint=<model or adapter dir>"
         )
     if (path / "adapter_config.json").exists():
+        import json
+
         from peft import PeftModel
+
+        try:
+            json.loads((path / "adapter_config.json").read_text())
+        except json.JSONDecodeError as err:
+            raise ClearConfigError(
+                f"{path / 'adapter_config.json'} is not valid JSON ({err})",
+                "re-save the adapter (an unlearning run writes <run>/adapter) or pass another eval.checkpoint",
+            ) from None
 
         original, _ = finetuned_model(p, "original", build=False)
         model, processor = p.loader.load(original)

@@ -9,7 +9,7 @@ from typing import Any
 import lightning as L
 
 from ..artifacts import digest
-from ..data.examples import corpus
+from ..data.corpus import corpus
 from ..data.idk import load_idk_answers
 from ..errors import ClearConfigError
 from .components import Pipeline

@@ -1,4 +1,4 @@
-"""`python -m clear_lightning.report runs/` — the leaderboard over seeds (SPEC §6) from stored summaries only.
+"""`python -m clear_lightning.report runs/` — the leaderboard over seeds (benchmark.md §6) from stored summaries only.
 
 Reads every unlearning run's `summary.json` (and, for reference rows and plots, JSONL records); never loads a
 model or imports torch. Writes `leaderboard.md`, `leaderboard.csv` and PNG plots.

@@ -12,10 +12,10 @@ from clear_lightning.errors import ClearConfigError
 
 from .markdown import markdown, write_csv
 from .plots import write_plots
-from .runs import find_runs, stderr_warning
+from .runs import find_runs, stderr_warning, unfinished_runs
 from .tables import Table, build_tables
 
-DESCRIPTION = "`python -m clear_lightning.report runs/` — the leaderboard over seeds (SPEC §6) from stored summaries only."
+DESCRIPTION = "`python -m clear_lightning.report runs/` — the leaderboard over seeds (benchmark.md §6) from stored summaries only."
 
 
 @dataclass
@@ -23,6 +23,7 @@ class Report:
     tables: list[Table]
     files: list[Path] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    unfinished: list[dict[str, str]] = field(default_factory=list)  # failed / incomplete runs, not averaged
 
 
 def build_report(root: Path, out: Path | None = None, collapse_ratio: float = 0.8, top: int = 3) -> Report:
@@ -38,6 +39,9 @@ def build_report(root: Path, out: Path | None = None, collapse_ratio: float = 0.
         report.warnings.append(message)
         stderr_warning(message)
 
+    report.unfinished = unfinished_runs(root, warn)
+    for u in report.unfinished:
+        warn(f"{u['status']} run {u['dir']} ({u['why']}): not averaged in")
     runs = find_runs(root, warn)
     if not runs:
         raise ClearConfigError(
@@ -50,7 +54,7 @@ def build_report(root: Path, out: Path | None = None, collapse_ratio: float = 0.
     out.mkdir(parents=True, exist_ok=True)
     images = write_plots(out, report.tables, runs, warn)
     (out / "leaderboard.md").write_text(
-        markdown(report.tables, root, collapse_ratio, top, [p.name for p in images])
+        markdown(report.tables, root, collapse_ratio, top, [p.name for p in images], report.unfinished)
     )
     write_csv(out / "leaderboard.csv", report.tables)
     report.files = [out / "leaderboard.md", out / "leaderboard.csv", *images]

@@ -112,7 +112,12 @@ def _row_cells(row: Mapping[str, Any]) -> list[str]:
 
 
 def markdown(
-    tables: Sequence[Table], root: Path, collapse_ratio: float, top: int, images: Sequence[str]
+    tables: Sequence[Table],
+    root: Path,
+    collapse_ratio: float,
+    top: int,
+    images: Sequence[str],
+    unfinished: Sequence[Mapping[str, str]] = (),
 ) -> str:
     n_runs = sum(len(r["runs"]) for t in tables for r in t.rows)
     lines = [
@@ -122,7 +127,7 @@ def markdown(
         "runs; values are mean ± sample std (n−1) over seeds, then [±h]: h = the mean over seeds of the half-width "
         "of each run's person-level bootstrap interval (one run's evaluation-sampling uncertainty; not an interval "
         "of the seed mean). Gold and original rows are computed from their per-item records and are not ranked.",
-        f"Collapse rule (SPEC §6): a method whose Retain metric (mean over seeds) is below {collapse_ratio:g} × the original "
+        f"Collapse rule (benchmark.md §6): a method whose Retain metric (mean over seeds) is below {collapse_ratio:g} × the original "
         "model's is marked collapsed and excluded from the ranking; the others are ranked by Forget metric "
         f"(lower is better); the top {top} are marked ★.",
         f"Marks: {DAGGER} degenerate aggregate (reasons below each table; a rank marked {DAGGER} is on a degenerate "
@@ -140,6 +145,9 @@ def markdown(
         lines += [f"Collapse threshold: {rule}.", "", head, "|" + "---|" * 10]
         lines += ["| " + " | ".join(_row_cells(row)) + " |" for row in t.references + t.rows]
         lines += _table_notes(t)
+    if unfinished:
+        lines += ["", "## Failed and incomplete runs (not averaged in)", ""]
+        lines += [f"- {u['status']}: `{u['dir']}` — {u['why']}" for u in unfinished]
     lines += [""] + [f"![{Path(name).stem}]({name})" for name in images]
     return "\n".join(lines) + "\n"
 

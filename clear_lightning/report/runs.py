@@ -58,10 +58,37 @@ def _path(value: Any) -> Path | None:
     return Path(str(value)) if value else None
 
 
+FAILURE, CLAIM = (
+    "failure.json",
+    ".clear_lightning_run",
+)  # written by sweeps.record_failure, pipeline.root.claim
+
+
+def unfinished_runs(root: Path, warn: Warn = stderr_warning) -> list[dict[str, str]]:
+    """Runs under root that failed (`failure.json`) or never finished (claimed, no `stage.json`): listed by the
+    report, never averaged in. {dir, status, why}."""
+    out = []
+    for path in sorted(Path(root).rglob(FAILURE)):
+        failure = _read_json(path, warn)
+        why = failure.get("problem") or failure.get("exception") or "unreadable failure.json"
+        out.append({"dir": str(path.parent), "status": "failed", "why": str(why).splitlines()[0]})
+    failed = {Path(f["dir"]) for f in out}
+    for path in sorted(Path(root).rglob(CLAIM)):
+        run_dir = path.parent
+        if run_dir not in failed and not (run_dir / "stage.json").exists():
+            why = "started, never finished (killed, or still running): no stage.json"
+            out.append({"dir": str(run_dir), "status": "incomplete", "why": why})
+    return out
+
+
 def find_runs(root: Path, warn: Warn = stderr_warning) -> list[Run]:
-    """Every unlearning run under root: stage "unlearn" in stage.json/provenance, else a real method name."""
+    """Every finished unlearning run under root: stage "unlearn" in stage.json/provenance, else a real method
+    name. Failed and unfinished runs (`unfinished_runs`) are left out."""
     runs = []
+    unfinished = {Path(u["dir"]) for u in unfinished_runs(root, warn)}
     for path in sorted(Path(root).rglob("summary.json")):
+        if path.parent in unfinished:
+            continue
         summary, stage_info = _read_json(path, warn), _read_json(path.parent / "stage.json", warn)
         stage = stage_info.get("stage") or (summary.get("provenance") or {}).get("stage")
         if stage != "unlearn" and (stage is not None or summary.get("method") in NON_METHODS | {None}):

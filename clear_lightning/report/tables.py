@@ -1,4 +1,4 @@
-"""The leaderboard tables (SPEC §6): runs grouped by method, mean ± std over seeds, reference rows, the collapse
+"""The leaderboard tables (benchmark.md §6): runs grouped by method, mean ± std over seeds, reference rows, the collapse
 rule, ranks, ties and overlaps. Plain data (`Table`) for `report.markdown` and `report.plots`.
 
 Beside mean ± std over seeds, each aggregate has `_ci`: the mean over seeds of the half-width of each run's
@@ -86,7 +86,7 @@ def aggregate(summaries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {"n_seeds": len(summaries)}
     for metric in METRICS:
         out[metric], out[f"{metric}_std"] = mean_std(s.get(metric) for s in summaries)
-        # SPEC §6 leaderboard uncertainty: mean over the seeds' person-level bootstrap half-widths
+        # leaderboard uncertainty (benchmark.md, Diagnostics): mean over the seeds' person-level bootstrap half-widths
         halves = [h for s in summaries if (h := _half_width(s, metric)) is not None]
         out[f"{metric}_ci"] = fmean(halves) if halves else None
     levels = sorted({float(lv) for s in summaries if (lv := (s.get("bootstrap") or {}).get("level"))})
@@ -121,7 +121,7 @@ def _floor(runs: Sequence[Run]) -> float:
 
 def _references(runs: Sequence[Run], mode: str, warn: Warn) -> list[dict[str, Any]]:
     """Gold and original rows, one evaluation per distinct directory the runs point at, scored (and in paper mode
-    judged: flags, gap closed 1 and 0) like the runs they sit beside (SPEC §6, or §7 when asked)."""
+    judged: flags, gap closed 1 and 0) like the runs they sit beside (benchmark.md §6, or §7 when asked)."""
     golds = sorted({r.gold for r in runs if r.gold is not None})
     pairs = sorted({(r.original, r.gold) for r in runs if r.original is not None}, key=str)
     for missing in sorted({str(p) for p in [*golds, *(o for o, _ in pairs)] if not has_eval(p)}):
@@ -183,7 +183,7 @@ def build_tables(runs: Sequence[Run], collapse_ratio: float, top: int, warn: War
         original = next((r["retain_metric"] for r in references if r["kind"] == "original"), None)
         rows = [_group_row(g, by_group[g]) for g in groups]
         complete = [r for r in rows if r["retain_metric"] is not None and r["forget_metric"] is not None]
-        # SPEC §6 leaderboard: drop rows whose retain metric < collapse_ratio × original's; rank by forget metric
+        # benchmark.md §6 leaderboard: drop rows whose retain metric < collapse_ratio × original's; rank by forget metric
         ranked = leaderboard(complete, original if original is not None else 0.0, collapse_ratio, top)
         incomplete = [{**r, "collapsed": None, "rank": None, "top": False} for r in rows if r not in complete]
         threshold = None if original is None else collapse_ratio * original

@@ -1,0 +1,140 @@
+"""Every numeric and path setting checked before anything is built, each error naming the key and the fix.
+
+A learning rate of 0 or 0 epochs would otherwise "unlearn" nothing and exit 0 with the original's scores; a
+negative one ends in a torch traceback that names no key; a missing `eval.gold` would be ignored.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from ..errors import ClearConfigError
+
+# key → (lowest allowed value, whether the lowest is allowed): positive counts, positive rates, non-negative weights
+POSITIVE = {
+    "optim.lr": (0.0, False),
+    "optim.epochs": (1, True),
+    "optim.batch_size": (1, True),
+    "optim.grad_accum": (1, True),
+    "optim.weight_decay": (0.0, True),
+    "optim.warmup_epochs": (0.0, True),
+    "finetune.lr": (0.0, False),
+    "finetune.epochs": (1, True),
+    "finetune.batch_size": (1, True),
+    "finetune.grad_accum": (1, True),
+    "finetune.weight_decay": (0.0, True),
+    "pretrain.lr": (0.0, False),
+    "pretrain.epochs": (1, True),
+    "pretrain.batch_size": (1, True),
+    "eval.batch_size": (1, True),
+    "eval.max_new_tokens": (1, True),
+    "eval.max_items": (1, True),
+    "method.l1_lambda": (0.0, True),
+    "bootstrap.n_boot": (0, True),
+}
+NO_STEP = ("optim.lr", "optim.epochs")  # a no-op unlearning run: an error, not a result
+UNIT_INTERVAL = (
+    "finetune.warmup_ratio",
+    "pretrain.warmup_ratio",
+    "degenerate_floor",
+    "model.lora.lora_dropout",
+)
+OPEN_UNIT_INTERVAL = ("bootstrap.level",)
+# method hyper-parameters: weights and scales are >= 0, temperatures/β > 0
+METHOD_NON_NEGATIVE_SUFFIXES = ("_weight", "_scale", "alpha", "gamma")
+METHOD_POSITIVE = ("beta",)
+
+
+def _number(cfg: DictConfig, key: str) -> Any:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.select(cfg, key, default=None)
+
+
+def _refuse(key: str, value: Any, why: str, fix: str) -> ClearConfigError:
+    return ClearConfigError(f"{key}={value!r} {why}", fix)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def check_numbers(cfg: DictConfig) -> None:
+    for key, (low, inclusive) in POSITIVE.items():
+        value = _number(cfg, key)
+        if value is None:
+            continue
+        if not _is_number(value):
+            raise _refuse(key, value, "is not a number", f"set {key} to a number")
+        if value < low or (value == low and not inclusive):
+            bound = f">= {low}" if inclusive else f"> {low}"
+            why = f"must be {bound}"
+            if key in NO_STEP:
+                why += ": no optimiser step would be taken and the run would report the original's scores"
+            raise _refuse(key, value, why, f"set {key} {bound}")
+    for key in UNIT_INTERVAL:
+        value = _number(cfg, key)
+        if value is not None and (not _is_number(value) or not 0.0 <= value <= 1.0):
+            raise _refuse(key, value, "is not a probability in [0, 1]", f"set {key} between 0 and 1")
+    for key in OPEN_UNIT_INTERVAL:
+        value = _number(cfg, key)
+        if value is not None and (not _is_number(value) or not 0.0 < value < 1.0):
+            raise _refuse(key, value, "is not in (0, 1)", f"set {key} e.g. to 0.95")
+    for name, value in (cfg.get("method") or {}).items():
+        if not _is_number(value) or name in ("seed", "layer"):
+            continue
+        key = f"method.{name}"
+        if name in METHOD_POSITIVE and value <= 0:
+            raise _refuse(key, value, "must be > 0", f"set {key} > 0")
+        if name.endswith(METHOD_NON_NEGATIVE_SUFFIXES) and value < 0:
+            raise _refuse(key, value, "is a weight and must be >= 0", f"set {key} >= 0")
+
+
+def _looks_local(location: str) -> bool:
+    """A filesystem path rather than a hub id (`owner/name`)."""
+    return location.startswith(("/", ".", "~")) or location.count("/") != 1 or Path(location).exists()
+
+
+def check_paths(cfg: DictConfig) -> None:
+    checkpoint = cfg.eval.get("checkpoint")
+    if checkpoint:
+        path = Path(str(checkpoint)).expanduser()
+        if _looks_local(str(checkpoint)) and not path.exists():
+            raise ClearConfigError(
+                f"eval.checkpoint={checkpoint} does not exist", "pass eval.checkpoint=<model or adapter dir>"
+            )
+        if path.is_file():
+            raise ClearConfigError(
+                f"eval.checkpoint={checkpoint} is a file, not a checkpoint directory",
+                "pass the directory that holds config.json (a model) or adapter_config.json (a LoRA adapter)",
+            )
+    gold = cfg.eval.get("gold")
+    if gold:
+        if cfg.stage not in ("unlearn", "eval"):
+            raise ClearConfigError(
+                f"eval.gold is set, but stage={cfg.stage} scores no model against gold",
+                "drop eval.gold, or use stage=unlearn / stage=eval",
+            )
+        if not (Path(str(gold)) / "meta.json").is_file():
+            raise ClearConfigError(
+                f"eval.gold={gold} is not a gold evaluation directory (no meta.json there)",
+                "point eval.gold at the directory a gold stage printed (artifacts/eval/<key>), or drop it "
+                "to use the stored gold evaluation of this split",
+            )
+    data = cfg.data
+    for key in ("path", "tofu_path", "prior_path"):
+        location = data.get(key)
+        if location and _looks_local(str(location)) and not Path(str(location)).expanduser().exists():
+            raise ClearConfigError(
+                f"data.{key}={location} does not exist",
+                f"point data.{key} at a local snapshot directory or a hub id (owner/name)",
+            )
+
+
+def check(cfg: DictConfig) -> None:
+    """All of the above; called by `compose.assemble` before any object is built."""
+    check_numbers(cfg)
+    check_paths(cfg)
