@@ -67,7 +67,7 @@ def test_two_seeds_started_together_get_two_directories(tmp_path: Path) -> None:
     [
         ("optim.lr=0", r"optim.lr=0.*must be > 0.*no optimiser step.*fix: set optim.lr > 0"),
         ("optim.epochs=0", r"optim.epochs=0.*must be >= 1.*no optimiser step"),
-        ("optim.lr=-1", r"optim.lr=-1.*must be > 0"),
+        ("optim.lr=-1", r"optim.lr=-1 must be > 0.0\n"),
         ("optim.batch_size=0", r"optim.batch_size=0.*must be >= 1"),
         ("method.l1_lambda=-0.1", r"method.l1_lambda=-0.1.*must be >= 0"),
         ("method.retain_weight=-1", r"method.retain_weight=-1.*weight"),
@@ -110,11 +110,12 @@ def test_a_broken_adapter_config_is_named(unlearn_result, make_cfg, tmp_path: Pa
 
 
 # --- messages ----------------------------------------------------------------------------------------------------
-def test_sigint_says_what_was_interrupted_and_kept(make_cfg, monkeypatch, capsys) -> None:
+@pytest.mark.parametrize("how", [KeyboardInterrupt, lambda: SystemExit(1)])  # the latter: Lightning's Ctrl-C
+def test_sigint_says_what_was_interrupted_and_kept(make_cfg, monkeypatch, capsys, how) -> None:
     from clear_lightning.pipeline import stages
 
     def interrupted(p):
-        raise KeyboardInterrupt
+        raise how()
 
     monkeypatch.setitem(stages.STAGES, "pretrain", interrupted)
     with pytest.raises(SystemExit) as exit_info:

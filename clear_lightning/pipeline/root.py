@@ -48,13 +48,15 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     start = time.perf_counter()
     try:
         result = STAGES[s.stage](p)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit) as err:  # Lightning turns Ctrl-C during fit into sys.exit(1)
+        if isinstance(err, SystemExit) and err.code in (0, None):
+            raise
         p.say(
             f"interrupted during stage={s.stage} after {time.perf_counter() - start:.0f} s. Kept: every artifact "
             "published before (an unfinished build is never reused) and this run's config.yaml; not written: "
             f"its results. Rerun the same command to resume from the stored artifacts ({s.run_dir})"
         )
-        raise
+        raise KeyboardInterrupt from None  # the entry point exits 130, without a traceback
     result["seconds"] = time.perf_counter() - start
     if is_main_process():
         (s.run_dir / "stage.json").write_text(json.dumps(result, indent=2, default=str))
