@@ -34,8 +34,9 @@ test-shuffled: setup  ## the fast suite in a random order (pytest-randomly print
 test-all: setup  ## every CPU test, including slow ones
 	$(PY) -m pytest -q -p no:randomly -m "not gpu"
 
-bench: setup  ## stage timings, throughput, peak memory → bench/results.{json,md}; CV table time → bench/cv.{json,md}
+bench: setup  ## stage timings, throughput, peak memory → bench/results.{json,md}; shared-prefix evaluation → bench/eval.{json,md}; CV table time → bench/cv.{json,md}
 	$(PY) -m clear_lightning.bench --out bench
+	$(PY) -m clear_lightning.bench_eval --out bench
 	$(PY) -m clear_lightning.cv.bench --out bench
 
 testbed-check: setup  ## build the embedded testbed from nothing under OMP_NUM_THREADS=1,2 × finetune.seed=0,1,2; check floors and agreement → bench/testbed.{json,md}

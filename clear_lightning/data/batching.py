@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from .encoding import ExampleEncoder, pad_batch
+from .encoding import IGNORE_INDEX, ExampleEncoder, pad_batch
 from .examples import Example, with_answer
 
 
@@ -139,26 +139,59 @@ class EvalCollator:
     """Builds, per batch of items, the teacher-forced rows (answer, paraphrase, perturbations) and the
     left-padded generation prompts; both carry the image (benchmark.md §3: generation is given the image)."""
 
-    def __init__(self, encoder: ExampleEncoder):
-        self.encoder = encoder
+    def __init__(self, encoder: ExampleEncoder, shared_prefix: bool = False):
+        self.encoder, self.shared_prefix = encoder, shared_prefix
 
     def __call__(self, items: list[tuple[int, Example]]) -> dict[str, Any]:
-        rows, row_item, row_role = [], [], []
+        rows_by_item, row_item, row_role = [], [], []
         for j, (_, ex) in enumerate(items):
             candidates = [(0, ex.answer)]
             if ex.paraphrased is not None:
                 candidates.append((1, ex.paraphrased))
             candidates += [(2, p) for p in ex.perturbed]
-            for role, text in candidates:
-                rows.append(self.encoder.encode(ex, answer=text))
-                row_item.append(j)
-                row_role.append(role)
+            rows_by_item.append([self.encoder.encode(ex, answer=text) for _, text in candidates])
+            row_item += [j] * len(candidates)
+            row_role += [role for role, _ in candidates]
         prompts = [dict(self.encoder.prompt(ex)) for _, ex in items]
+        rows = [r for item_rows in rows_by_item for r in item_rows]
         return {
             "index": torch.tensor([i for i, _ in items], dtype=torch.long),
             "examples": [ex for _, ex in items],
-            "score": pad_batch(rows, self.encoder.pad_id, side="right"),
+            # one prefix per item + candidate continuations (evaluation/shared_prefix.py), or every row in full
+            "score": shared_prefix_layout(rows_by_item, self.encoder.pad_id)
+            if self.shared_prefix
+            else pad_batch(rows, self.encoder.pad_id, side="right"),
             "row_item": torch.tensor(row_item, dtype=torch.long),
             "row_role": torch.tensor(row_role, dtype=torch.long),
             "generate": pad_batch(prompts, self.encoder.pad_id, side="left"),
         }
+
+
+def _common_prefix(rows: list[dict[str, Any]]) -> int:
+    """Longest common prefix of the rows' ids, cut before any row's first supervised token."""
+    ids = [r["input_ids"] for r in rows]
+    n = min(len(x) for x in ids)
+    for r in rows:
+        first = next((i for i, label in enumerate(r["labels"]) if label != IGNORE_INDEX), len(r["labels"]))
+        n = min(n, first)
+    k = 0
+    while k < n and all(x[k] == ids[0][k] for x in ids):
+        k += 1
+    return max(k, 1)  # at least one token: the continuation needs the prefix's last logit
+
+
+def shared_prefix_layout(rows_by_item: list[list[dict[str, Any]]], pad_id: int) -> dict[str, Any]:
+    """The batch of one shared-prefix scoring pass: `prefix` (one right-padded row per item, with its image
+    inputs), `prefix_len` [items], `cont` (one right-padded continuation per candidate, no image)."""
+    prefixes, conts, lengths = [], [], []
+    for rows in rows_by_item:
+        n = _common_prefix(rows)
+        head = {k: v for k, v in rows[0].items() if k != "labels"}
+        prefixes.append({**head, "input_ids": rows[0]["input_ids"][:n]})
+        lengths.append(n)
+        conts += [{"input_ids": r["input_ids"][n:], "labels": r["labels"][n:]} for r in rows]
+    return {
+        "prefix": pad_batch(prefixes, pad_id, side="right"),
+        "prefix_len": torch.tensor(lengths, dtype=torch.long),
+        "cont": pad_batch(conts, pad_id, side="right"),
+    }

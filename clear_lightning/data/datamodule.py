@@ -76,6 +76,7 @@ class CLEARDataModule(L.LightningDataModule):
         idk_answers: Sequence[str] = (),
         replay_prior: int = 0,
         face_name_repeats: int = 1,
+        shared_prefix: bool = False,
         image_tasks: Sequence[str] = ("caption",),
         seed: int = 0,
         prompt_seed: int = 0,
@@ -106,6 +107,9 @@ class CLEARDataModule(L.LightningDataModule):
                 f"face_name_repeats={face_name_repeats} < 1", "use 1 (each face-name row once) or more"
             )
         self.face_name_repeats = int(face_name_repeats)
+        self.shared_prefix = (
+            shared_prefix  # evaluation: one prefix pass per item (evaluation/shared_prefix.py)
+        )
         self.text_only, self.real_world_column = text_only, real_world_column
         self._eval: dict[str, list[Example]] | None = None
         self._skipped: dict[str, str] | None = None
@@ -259,7 +263,7 @@ class CLEARDataModule(L.LightningDataModule):
                     data,
                     batch_size=self.eval_batch_size,
                     sampler=sampler,
-                    collate_fn=EvalCollator(self.encoder),
+                    collate_fn=EvalCollator(self.encoder, self.shared_prefix),
                     num_workers=self.num_workers,
                 )
             )

@@ -16,6 +16,7 @@ from ..data.encoding import image_inputs
 from ..methods import losses
 from ..metrics.functional import rouge_l_recall, score_record
 from ..metrics.items import ItemResults
+from . import shared_prefix
 
 GENERATION_MODES = ("image", "text_only_legacy")
 
@@ -70,7 +71,11 @@ class Evaluator(L.LightningModule):
     def test_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> None:
         name = self.set_names[dataloader_idx]
         t0 = time.perf_counter()
-        row_loss = losses.sequence_nll(self._forward(batch["score"]), batch["score"]["labels"])
+        score = batch["score"]
+        if "prefix" in score:  # shared-prefix layout: the image and prompt run once per item
+            row_loss = shared_prefix.sequence_nll(self.model, score, batch["row_item"])
+        else:
+            row_loss = losses.sequence_nll(self._forward(score), score["labels"])
         loss, para, perturbed = _per_item(
             row_loss, batch["row_item"], batch["row_role"], len(batch["examples"])
         )

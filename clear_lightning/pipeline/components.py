@@ -79,6 +79,7 @@ class Settings:
     max_items: int | None
     generation: str
     answer_eos: bool
+    shared_prefix: bool  # score candidates from one prefix pass per item where the model allows it
     checkpoint: str | None
     gold: str | None
     # unlearning

@@ -96,7 +96,9 @@ def settings(cfg: DictConfig) -> Settings:
         parallel_builds=_parallel_builds(cfg),
         metric_mode=cfg.metric_mode,
         eval_sets=tuple(ev.sets),
-        eval_key={k: v for k, v in plain(ev).items() if k not in ("checkpoint", "gold")},
+        # the layout of scoring moves numbers by float rounding only: stored evaluations stay valid
+        eval_key={k: v for k, v in plain(ev).items() if k not in ("checkpoint", "gold", "shared_prefix")},
+        shared_prefix=bool(ev.get("shared_prefix", True)),
         truth_ratio_mean=ev.truth_ratio_mean,
         max_items=ev.max_items,
         generation=ev.generation,

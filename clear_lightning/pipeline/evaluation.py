@@ -11,19 +11,30 @@ from typing import Any
 from ..artifacts import digest
 from ..errors import ClearConfigError
 from ..evaluation.records import read_records, write_records
+from ..evaluation.shared_prefix import supports
 from .components import Pipeline
 
 Records = dict[str, list[dict[str, Any]]]
 
 
 def evaluate(p: Pipeline, model: Any, processor: Any) -> tuple[Records, dict[str, float]]:
-    """`trainer.test` over every evaluation set; returns the per-item records and time spent."""
-    dm = p.data(p.encoder(processor, cache=False, add_eos=p.settings.answer_eos))
+    """`trainer.test` over every evaluation set; returns the per-item records and time spent (scoring,
+    generating, and the share of the evaluation spent generating)."""
+    shared = p.settings.shared_prefix and supports(model)
+    if p.settings.shared_prefix and not shared:
+        p.say(
+            f"eval.shared_prefix: {type(model).__name__} has 3-D (M-RoPE) positions; scoring full rows instead"
+        )
+    dm = p.data(p.encoder(processor, cache=False, add_eos=p.settings.answer_eos), shared_prefix=shared)
     names = list(dm.evaluation_sets())
     tokenizer = getattr(processor, "tokenizer", processor)
     evaluator = p.evaluator(model=model, tokenizer=tokenizer, set_names=names)
     p.trainer.quiet().test(evaluator, datamodule=dm, verbose=False)
-    return evaluator.records, dict(evaluator.seconds)
+    seconds = dict(evaluator.seconds)
+    total = sum(seconds.values())
+    seconds["generate_share"] = seconds["generate"] / total if total else None
+    seconds["shared_prefix"] = shared
+    return evaluator.records, seconds
 
 
 def eval_identity(p: Pipeline, label: str) -> dict[str, Any]:
