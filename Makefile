@@ -52,8 +52,9 @@ gpu-smoke: setup  ## GPU: pretrain → finetune → gold → unlearn → eval on
 	$(SMOKE) method=npo model.quantization=4bit
 	$(SMOKE) stage=eval model.quantization=4bit
 
-bench-gpu: setup  ## GPU: random-init LLaVA-7B, KL unlearning: peak memory, tokens/s (LoRA bf16, QLoRA, 2nd copy) → bench/gpu.{json,md}
+bench-gpu: setup  ## GPU: random-init LLaVA-7B, KL unlearning: peak memory, tokens/s (LoRA bf16, QLoRA, 2nd copy) → bench/gpu.{json,md}; shared-prefix evaluation → bench/eval-llava_1_5_7b.{json,md}
 	$(PY) -m clear_lightning.bench_gpu --out bench
+	$(PY) -m clear_lightning.bench_eval --model llava_1_5_7b --device cuda --out bench
 
 test-gpu: setup  ## the tests marked gpu (need CUDA)
 	$(PY) -m pytest -q -m gpu

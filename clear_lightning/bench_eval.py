@@ -51,34 +51,69 @@ def _items(n: int, size: int) -> list[Example]:
     ]
 
 
-def run(items: int = 8, batch_size: int = 4, threads: int = 2) -> dict[str, Any]:
-    """Score `items` caption items both ways; return tokens/item, items/s and the ratios."""
-    torch.set_num_threads(threads)
+def _encoder_and_model(
+    examples: list[Example], model_name: str | None, device: str, image_size: int, patch_size: int
+) -> tuple[ExampleEncoder, torch.nn.Module]:
+    """A tokenizer/processor trained on the items' text, and either a narrow random LLaVA (CPU default) or the
+    random-init architecture of `conf/model/<model_name>.yaml` in bf16 on `device` (e.g. llava_1_5_7b on a GPU)."""
+    from transformers import AutoProcessor, LlavaForConditionalGeneration
+
+    texts = [t for e in examples for t in (e.question, e.answer, e.paraphrased, *e.perturbed)]
     spec = TinyLlavaSpec(
-        image_size=336,
-        patch_size=14,
+        image_size=image_size,
+        patch_size=patch_size,
         hidden_size=64,
         num_layers=1,
         num_heads=4,
         intermediate_size=128,
         vocab_size=600,
     )
-    examples = _items(items, 336)
     with tempfile.TemporaryDirectory() as tmp:
-        texts = [t for e in examples for t in (e.question, e.answer, e.paraphrased, *e.perturbed)]
         path = create_tiny_llava(spec, texts, Path(tmp))
-        from transformers import AutoProcessor, LlavaForConditionalGeneration
-
-        model = LlavaForConditionalGeneration.from_pretrained(str(path)).eval()
         processor = AutoProcessor.from_pretrained(str(path))
-    encoder = ExampleEncoder(processor, PromptTemplate())
-    out: dict[str, Any] = {"image_tokens_per_row": (336 // 14) ** 2, "candidates_per_item": 7, "items": items}
+        if model_name is None:
+            model = LlavaForConditionalGeneration.from_pretrained(str(path))
+        else:
+            from .bench_gpu import llava_config
+
+            config = llava_config(model_name)
+            image_id = processor.tokenizer.convert_tokens_to_ids("<image>")  # our tokenizer's, not the hub's
+            config.image_token_id = config.image_token_index = image_id
+            with torch.device(device):
+                model = LlavaForConditionalGeneration._from_config(config, dtype=torch.bfloat16)
+    return ExampleEncoder(processor, PromptTemplate()), model.eval()
+
+
+def run(
+    items: int = 8, batch_size: int = 4, threads: int = 2, model_name: str | None = None, device: str = "cpu"
+) -> dict[str, Any]:
+    """Score `items` caption items both ways; return tokens/item, items/s and the ratios. `model_name` (a LLaVA
+    config, e.g. llava_1_5_7b) measures that architecture, random-init, with its own image and patch size."""
+    torch.set_num_threads(threads)
+    image_size, patch_size = 336, 14
+    if model_name is not None:
+        from .bench_gpu import llava_config
+
+        vision = llava_config(model_name).vision_config
+        image_size, patch_size = vision.image_size, vision.patch_size
+    examples = _items(items, image_size)
+    encoder, model = _encoder_and_model(examples, model_name, device, image_size, patch_size)
+    out: dict[str, Any] = {
+        "model": model_name or "narrow random LLaVA",
+        "device": device,
+        "image_tokens_per_row": (image_size // patch_size) ** 2,
+        "candidates_per_item": 7,
+        "items": items,
+    }
     for name, shared in (("full_rows", False), ("shared_prefix", True)):
         collate = EvalCollator(encoder, shared_prefix=shared)
         batches = [
-            collate(list(enumerate(examples[i : i + batch_size]))) for i in range(0, items, batch_size)
+            _to(collate(list(enumerate(examples[i : i + batch_size]))), device)
+            for i in range(0, items, batch_size)
         ]
         tokens = 0
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
         start = time.perf_counter()
         with torch.no_grad():
             for b in batches:
@@ -92,10 +127,12 @@ def run(items: int = 8, batch_size: int = 4, threads: int = 2) -> dict[str, Any]
                     logits = model(
                         input_ids=score["input_ids"],
                         attention_mask=score["attention_mask"],
-                        pixel_values=score["pixel_values"],
+                        pixel_values=score["pixel_values"].to(model.dtype),
                     ).logits
                     losses.sequence_nll(logits, score["labels"])
                     tokens += int(score["attention_mask"].sum())
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
         seconds = time.perf_counter() - start
         out[name] = {
             "tokens_per_item": tokens / items,
@@ -107,13 +144,22 @@ def run(items: int = 8, batch_size: int = 4, threads: int = 2) -> dict[str, Any]
     return out
 
 
+def _to(batch: Any, device: str) -> Any:
+    """Tensors (nested in dicts) to the device; pixel values in the model's bf16 happen in the model call."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device)
+    if isinstance(batch, dict):
+        return {k: _to(v, device) for k, v in batch.items()}
+    return batch
+
+
 def markdown(result: dict[str, Any]) -> list[str]:
     f, s = result["full_rows"], result["shared_prefix"]
     return [
         "## Evaluation: shared-prefix scoring at 576 image tokens per row (`bench_eval.py`)",
         "",
-        f"Random-init LLaVA, 336 px images / 14 px patches = {result['image_tokens_per_row']} image tokens per row, "
-        f"one narrow layer; {result['items']} caption items × {result['candidates_per_item']} candidates; "
+        f"Random-init {result['model']} on {result['device']}: {result['image_tokens_per_row']} image tokens per "
+        f"row; {result['items']} caption items × {result['candidates_per_item']} candidates; "
         "teacher-forced scoring only (generation is unchanged), both layouts in one process.",
         "",
         "| layout | tokens per item | items/s |",
@@ -131,19 +177,25 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="bench", help="where eval.json and eval.md go")
-    parser.add_argument("--items", type=int, default=8)
+    parser.add_argument("--items", type=int, default=16)
+    parser.add_argument(
+        "--model", default=None, help="a LLaVA model config (e.g. llava_1_5_7b): its architecture"
+    )
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
-    result = run(items=args.items)
+    result = run(items=args.items, model_name=args.model, device=args.device)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "eval.json").write_text(json.dumps(result, indent=2))
+    stem = "eval" if args.model is None else f"eval-{args.model}"
+    (out / f"{stem}.json").write_text(json.dumps(result, indent=2))
     header = [
         "# Evaluation cost: shared prefix vs full rows",
         "",
-        "Generated by `make bench` (`python -m clear_lightning.bench_eval --out bench`); do not edit by hand.",
+        "Generated by `make bench` (`python -m clear_lightning.bench_eval --out bench`) or, for the 7B on a GPU,"
+        " `make bench-gpu` (`... --model llava_1_5_7b --device cuda`); do not edit by hand.",
         "",
     ]
-    (out / "eval.md").write_text("\n".join(header + markdown(result)))
+    (out / f"{stem}.md").write_text("\n".join(header + markdown(result)))
     print("\n".join(markdown(result)))
 
 

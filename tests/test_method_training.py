@@ -129,8 +129,8 @@ def test_retain_kl_is_reference_to_student(make_cfg, tiny, name: str) -> None:
     ref, student = method.reference_forward(retain).logits, method(retain).logits
     forward_kl = losses.answer_kl(ref, student, retain["labels"])  # KL(p_θ₀ ‖ p_θ), benchmark.md §5
     assert parts["retain_kl"].item() == pytest.approx(forward_kl.item(), rel=1e-5)
-    reverse_kl = losses.answer_kl(student, ref, retain["labels"])
-    assert reverse_kl.item() != pytest.approx(forward_kl.item(), rel=1e-3)  # the direction is visible
+    # which direction answer_kl computes is pinned on hand-computed distributions (test_methods.py): here the
+    # student's and reference's distributions are close, so KL(p‖q) ≈ KL(q‖p) and comparing them proves nothing
 
 
 def test_npo_and_dpo_at_the_reference(make_cfg, tiny) -> None:
@@ -241,3 +241,33 @@ def test_rmu_auto_steering_coefficient(make_cfg, tiny) -> None:
     fixed = _method(make_cfg, tiny, "rmu", "method.steering_coeff=300")
     fixed.compute_loss(batch)
     assert fixed.steering_coeff.item() == 300.0
+
+
+def test_dpo_shared_prefix_pair_equals_separate_rows(make_cfg, tiny) -> None:
+    """DPO's rejected (forget) and chosen (IDK) rows ask one prompt: scored from one prefix pass per network,
+    the loss, its parts and the gradients equal the separate rows' (benchmark.md §5)."""
+    dpo = _method(make_cfg, tiny, "dpo")
+    assert dpo.prompt_pair == ("forget", "idk")
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for n, p in dpo.model.named_parameters():
+            if "lora_B" in n:  # a student away from the reference, so that every term is non-trivial
+                p.copy_(torch.randn(p.shape, generator=generator) * 0.5)
+    data = PairedStreams(tiny["forget"][:4], tiny["encoder"], ("forget", "idk"), (), tiny["idk"], seed=0)
+    loader = DataLoader(
+        data, batch_size=4, collate_fn=StreamCollator(tiny["encoder"].pad_id, dpo.prompt_pair)
+    )
+    batch = next(iter(loader))
+    results = {}
+    for name, b in (("shared", batch), ("separate", {k: v for k, v in batch.items() if k != "pair"})):
+        dpo.zero_grad()
+        loss, parts = dpo.compute_loss(b)
+        loss.backward()
+        grads = {n: p.grad.clone() for n, p in dpo.model.named_parameters() if p.grad is not None}
+        results[name] = (loss.item(), {k: v.item() for k, v in parts.items()}, grads)
+    (loss_a, parts_a, grads_a), (loss_b, parts_b, grads_b) = results["shared"], results["separate"]
+    assert loss_a == pytest.approx(loss_b, rel=1e-5) and parts_a == pytest.approx(parts_b, rel=1e-5)
+    assert grads_a.keys() == grads_b.keys() and grads_a
+    for n in grads_a:  # float32 sums in another order: compare each gradient as a whole
+        error = (grads_a[n] - grads_b[n]).norm() / grads_b[n].norm().clamp_min(1e-12)
+        assert error < 1e-4, (n, error.item())

@@ -46,3 +46,12 @@ def test_shared_prefix_losses_equal_full_rows_on_every_set(tiny_checkpoint, make
             assert a["loss"] == pytest.approx(b["loss"], abs=1e-5), (name, a["id"])
             assert a["loss_paraphrased"] == pytest.approx(b["loss_paraphrased"], abs=1e-5)
             assert a["losses_perturbed"] == pytest.approx(b["losses_perturbed"], abs=1e-5)
+
+
+def test_bench_entry_at_tiny_scale_through_the_model_config_path(one_thread) -> None:
+    """`make bench-gpu`'s path (a conf/model LLaVA, random-init from its config) at tiny scale on the CPU."""
+    from clear_lightning.bench_eval import markdown, run
+
+    result = run(items=2, batch_size=2, threads=1, model_name="tiny_llava")
+    assert result["image_tokens_per_row"] == 16 and result["token_ratio"] > 1.0
+    assert "shared prefix" in "\n".join(markdown(result))

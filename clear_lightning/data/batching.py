@@ -69,13 +69,19 @@ class PairedStreams(Dataset):
 
 
 class StreamCollator:
-    """Collates dicts of streams into one padded batch per stream."""
+    """Collates dicts of streams into one padded batch per stream; with `pair=(a, b)`, also `pair`: the shared-
+    prefix layout of each item's two rows of those streams (they ask the same prompt: DPO's rejected forget answer
+    and chosen IDK answer), so both are scored from one prefix pass."""
 
-    def __init__(self, pad_id: int):
-        self.pad_id = pad_id
+    def __init__(self, pad_id: int, pair: Sequence[str] | None = None):
+        self.pad_id, self.pair = pad_id, tuple(pair) if pair else None
 
     def __call__(self, items: list[dict[str, Any]]) -> dict[str, Any]:
-        return {k: pad_batch([it[k] for it in items], self.pad_id) for k in items[0]}
+        out = {k: pad_batch([it[k] for it in items], self.pad_id) for k in items[0]}
+        if self.pair:
+            a, b = self.pair
+            out["pair"] = shared_prefix_layout([[it[a], it[b]] for it in items], self.pad_id)
+        return out
 
 
 class RowCollator:

@@ -77,6 +77,7 @@ class CLEARDataModule(L.LightningDataModule):
         replay_prior: int = 0,
         face_name_repeats: int = 1,
         shared_prefix: bool = False,
+        prompt_pair: Sequence[str] | None = None,
         image_tasks: Sequence[str] = ("caption",),
         seed: int = 0,
         prompt_seed: int = 0,
@@ -109,6 +110,9 @@ class CLEARDataModule(L.LightningDataModule):
         self.face_name_repeats = int(face_name_repeats)
         self.shared_prefix = (
             shared_prefix  # evaluation: one prefix pass per item (evaluation/shared_prefix.py)
+        )
+        self.prompt_pair = (
+            prompt_pair  # training: two streams asking one prompt, scored from one prefix (DPO)
         )
         self.text_only, self.real_world_column = text_only, real_world_column
         self._eval: dict[str, list[Example]] | None = None
@@ -215,7 +219,7 @@ class CLEARDataModule(L.LightningDataModule):
         return DataLoader(
             data,
             batch_size=self.batch_size,
-            collate_fn=StreamCollator(self.encoder.pad_id),
+            collate_fn=StreamCollator(self.encoder.pad_id, self.prompt_pair),
             num_workers=self.num_workers,
             **order,
         )

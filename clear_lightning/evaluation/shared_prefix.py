@@ -41,8 +41,11 @@ def _cache_keyword(model: torch.nn.Module) -> str:
     return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
 
 
-def sequence_nll(model: torch.nn.Module, batch: dict[str, Any], row_item: Tensor) -> Tensor:
-    """Mean answer-token NLL of every candidate row [R] (as `losses.sequence_nll` of the full rows)."""
+def candidate_logits(
+    model: torch.nn.Module, batch: dict[str, Any], row_item: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Logits and labels of every candidate row [R, 1 + C] (the first column unsupervised), aligned as a full
+    row's for `methods.losses` (position t predicts label t+1). Differentiable: training may use it."""
     prefix, cont, lengths = batch["prefix"], batch["cont"], batch["prefix_len"]
     out = model(
         input_ids=prefix["input_ids"],
@@ -65,4 +68,15 @@ def sequence_nll(model: torch.nn.Module, batch: dict[str, Any], row_item: Tensor
     ).logits
     logits = torch.cat([last[row_item, None], tail], dim=1)  # position t predicts continuation token t
     ignore = torch.full_like(cont["labels"][:, :1], IGNORE_INDEX)
-    return losses.sequence_nll(logits, torch.cat([ignore, cont["labels"]], dim=1))
+    return logits, torch.cat([ignore, cont["labels"]], dim=1)
+
+
+def sequence_nll(model: torch.nn.Module, batch: dict[str, Any], row_item: Tensor) -> Tensor:
+    """Mean answer-token NLL of every candidate row [R] (as `losses.sequence_nll` of the full rows)."""
+    return losses.sequence_nll(*candidate_logits(model, batch, row_item))
+
+
+def pair_items(batch: dict[str, Any]) -> Tensor:
+    """`row_item` of a two-candidate-per-item layout (`data.batching.StreamCollator`'s `pair`)."""
+    n = len(batch["prefix_len"])
+    return torch.arange(n, device=batch["prefix_len"].device).repeat_interleave(2)

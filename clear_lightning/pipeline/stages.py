@@ -65,6 +65,9 @@ def unlearn(p: Pipeline) -> dict[str, Any]:
         streams=type(method).streams,
         batch_size=s.batch_size,
         idk_answers=load_idk_answers(),
+        prompt_pair=getattr(
+            method, "prompt_pair", None
+        ),  # rows asking one prompt, scored from one prefix (DPO)
     )
     # manual-optimisation methods (SCRUB) accumulate gradients themselves; Lightning must not
     accumulate = method.trainer_accumulation(s.grad_accum)
