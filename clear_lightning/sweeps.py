@@ -14,8 +14,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 
 from .errors import ClearConfigError
-
-FAILURE = "failure.json"
+from .rundir import FAILURE
 
 
 def in_multirun() -> bool:

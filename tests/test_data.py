@@ -6,9 +6,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+from mini_sizes import small_clear_mini
 
 from clear_lightning.data.batching import GroupedBatchSampler, PairedStreams
-from clear_lightning.data.clear_mini import ClearMiniConfig, generate_clear_mini
+from clear_lightning.data.clear_mini import generate_clear_mini
 from clear_lightning.data.datamodule import CLEARDataModule
 from clear_lightning.data.examples import Example
 from clear_lightning.data.source import SnapshotSource
@@ -17,16 +18,7 @@ from clear_lightning.errors import ClearConfigError
 
 @pytest.fixture(scope="module")
 def snapshot(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    cfg = ClearMiniConfig(
-        num_persons=4,
-        qa_per_person=3,
-        images_per_person=2,
-        num_celebrities=3,
-        images_per_celebrity=1,
-        num_real_world=4,
-        prior_images_per_celebrity=1,
-        num_prior_world=4,
-    )
+    cfg = small_clear_mini(num_persons=4, qa_per_person=3, images_per_celebrity=1)
     return generate_clear_mini(tmp_path_factory.mktemp("mini"), cfg)
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import datasets
 import pytest
 import yaml
+from mini_sizes import small_clear_mini
 from real_snapshot import HOLDOUT, HOLDOUT_PERSONS, QA_PER_PERSON, write_real_like
 
 from clear_lightning.contract import CLEAR_SCHEMA, TOFU_SCHEMA
@@ -27,15 +28,10 @@ from clear_lightning.data.source import ClearMiniSource, SnapshotSource
 from clear_lightning.errors import ClearConfigError
 
 HOLDOUT_SETS = ["holdout_qa", "holdout_caption", "holdout_face_name"]
-CFG = ClearMiniConfig(
+CFG = small_clear_mini(
     num_persons=20,  # forget01/05 = 1 person, forget10 = 2 persons -> 2 holdout persons
     qa_per_person=3,
-    images_per_person=2,
-    num_celebrities=3,
     images_per_celebrity=1,
-    num_real_world=4,
-    prior_images_per_celebrity=1,
-    num_prior_world=4,
     num_prior_looks=4,
 )
 SPLITS = ("forget01", "forget05", "forget10")

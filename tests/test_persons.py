@@ -9,23 +9,19 @@ from pathlib import Path
 
 import datasets
 import pytest
+from mini_sizes import small_clear_mini
 from real_snapshot import FORGET, QA_PER_PERSON, RETAIN, write_real_like
 
-from clear_lightning.data.clear_mini import ClearMiniConfig, generate_clear_mini, split_persons
+from clear_lightning.data.clear_mini import generate_clear_mini, split_persons
 from clear_lightning.data.datamodule import CLEARDataModule
 from clear_lightning.data.examples import Example, persons_of_names
 from clear_lightning.data.source import SnapshotSource
 from clear_lightning.evaluation.module import _record
 
-CFG = ClearMiniConfig(
+CFG = small_clear_mini(
     num_persons=30,  # forget01 = 1, forget05 = 2, forget10 = 3 persons; retain_perturbed = 20 persons
     qa_per_person=4,
-    images_per_person=2,
-    num_celebrities=3,
     images_per_celebrity=2,
-    num_real_world=4,
-    prior_images_per_celebrity=1,
-    num_prior_world=4,
     num_prior_looks=4,
 )
 GROUPS = ("forget", "retain", "holdout")

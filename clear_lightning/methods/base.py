@@ -78,20 +78,26 @@ class UnlearningModule(L.LightningModule):
             **kwargs,
         )
 
-    @torch.no_grad()
-    def reference_forward(self, batch: dict[str, Tensor | None], **kwargs: Any) -> Any:
-        """θ₀'s outputs; never trained, never part of the graph."""
-        with self._reference() as ref:
+    @contextlib.contextmanager
+    def frozen_reference(self) -> Iterator[torch.nn.Module]:
+        """θ₀ in eval mode with no graph, for any forward a method needs (its train mode restored after)."""
+        with self._reference() as ref, torch.no_grad():
             was_training = ref.training
             ref.eval()
-            out = ref(
+            try:
+                yield ref
+            finally:
+                ref.train(was_training)
+
+    def reference_forward(self, batch: dict[str, Tensor | None], **kwargs: Any) -> Any:
+        """θ₀'s outputs; never trained, never part of the graph."""
+        with self.frozen_reference() as ref:
+            return ref(
                 input_ids=batch["input_ids"],
                 attention_mask=batch["attention_mask"],
                 **image_inputs(batch),
                 **kwargs,
             )
-            ref.train(was_training)
-        return out
 
     def nll(self, batch: dict[str, Tensor | None]) -> Tensor:
         return losses.nll(self(batch).logits, batch["labels"])

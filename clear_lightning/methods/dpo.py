@@ -2,7 +2,6 @@
 
 from typing import Any, ClassVar
 
-import torch
 from torch import Tensor
 
 from ..evaluation import shared_prefix as sp
@@ -48,11 +47,8 @@ class DirectPreference(UnlearningModule):
         pair = batch["pair"]
         items = sp.pair_items(pair)
         logits, labels = sp.candidate_logits(self.model, pair, items)
-        with self._reference() as ref, torch.no_grad():
-            was_training = ref.training
-            ref.eval()
+        with self.frozen_reference() as ref:
             ref_logits, _ = sp.candidate_logits(ref, pair, items)
-            ref.train(was_training)
         ll, ll_ref = (
             losses.sequence_log_likelihood(logits, labels),
             losses.sequence_log_likelihood(ref_logits, labels),

@@ -44,15 +44,7 @@ class Recipe:
     )
     seed: int = 0  # seed of the base/original/gold models (the run's `seed` varies unlearning only)
     threads: int | None = None  # a fixed thread count for this build (part of its key)
-
-    def __post_init__(self) -> None:
-        from ..errors import ClearConfigError
-
-        for name in ("epochs", "batch_size", "grad_accum"):
-            if int(getattr(self, name)) < 1:
-                raise ClearConfigError(f"recipe {name}={getattr(self, name)} < 1", f"set {name} to 1 or more")
-        if float(self.lr) <= 0:
-            raise ClearConfigError(f"recipe lr={self.lr} is not positive", "set lr > 0")
+    # its numbers are checked, naming the key, by pipeline/validate.py before it is built
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,9 @@ def write_results(
     diagnostics, the original's at `original_dir`), then write the per-item records and `summary.json`."""
     s = p.settings
     gold_records = load_gold(p, gold_dir) if gold_dir is not None else None
-    original_records = read_records(original_dir / "eval") if original_dir is not None else None
+    # the original's records judge a paper-mode summary; reference_compat reads none
+    judged = p.summarizer.paper and original_dir is not None
+    original_records = read_records(original_dir / "eval") if judged else None
     summary = p.summarizer.summarize(
         records, gold_records, original_records, original_note, is_gold=label == "gold"
     )

@@ -12,11 +12,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..artifacts import is_main_process
 from ..errors import ClearConfigError
+from ..rundir import CLAIM, DONE
 from .compose import assemble
 from .fit import set_threads
 from .stages import STAGES
-
-CLAIM = ".clear_lightning_run"  # created exclusively by the run that owns the directory
 
 
 def claim(run_dir: Path) -> None:
@@ -59,7 +58,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         raise KeyboardInterrupt from None  # the entry point exits 130, without a traceback
     result["seconds"] = time.perf_counter() - start
     if is_main_process():
-        (s.run_dir / "stage.json").write_text(json.dumps(result, indent=2, default=str))
+        (s.run_dir / DONE).write_text(json.dumps(result, indent=2, default=str))
         # again, now with the digests of every model directory the stage loaded
         (s.run_dir / "provenance.json").write_text(json.dumps(p.provenance(stage=s.stage), indent=2))
     p.say(f"{s.stage} finished in {result['seconds']:.1f} s; results in {s.run_dir}")

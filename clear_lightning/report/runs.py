@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from clear_lightning.evaluation.records import read_records
+from clear_lightning.rundir import CLAIM, DONE, FAILURE
 
 NON_METHODS = frozenset({"gold", "eval", "original"})  # `method` of the summaries of the other stages
 
@@ -58,12 +59,6 @@ def _path(value: Any) -> Path | None:
     return Path(str(value)) if value else None
 
 
-FAILURE, CLAIM = (
-    "failure.json",
-    ".clear_lightning_run",
-)  # written by sweeps.record_failure, pipeline.root.claim
-
-
 def unfinished_runs(root: Path, warn: Warn = stderr_warning) -> list[dict[str, str]]:
     """Runs under root that failed (`failure.json`) or never finished (claimed, no `stage.json`): listed by the
     report, never averaged in. {dir, status, why}."""
@@ -75,7 +70,7 @@ def unfinished_runs(root: Path, warn: Warn = stderr_warning) -> list[dict[str, s
     failed = {Path(f["dir"]) for f in out}
     for path in sorted(Path(root).rglob(CLAIM)):
         run_dir = path.parent
-        if run_dir not in failed and not (run_dir / "stage.json").exists():
+        if run_dir not in failed and not (run_dir / DONE).exists():
             why = "started, never finished (killed, or still running): no stage.json"
             out.append({"dir": str(run_dir), "status": "incomplete", "why": why})
     return out
@@ -89,7 +84,7 @@ def find_runs(root: Path, warn: Warn = stderr_warning) -> list[Run]:
     for path in sorted(Path(root).rglob("summary.json")):
         if path.parent in unfinished:
             continue
-        summary, stage_info = _read_json(path, warn), _read_json(path.parent / "stage.json", warn)
+        summary, stage_info = _read_json(path, warn), _read_json(path.parent / DONE, warn)
         stage = stage_info.get("stage") or (summary.get("provenance") or {}).get("stage")
         if stage != "unlearn" and (stage is not None or summary.get("method") in NON_METHODS | {None}):
             continue
