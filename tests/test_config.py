@@ -27,6 +27,11 @@ def _options() -> list[tuple[str, str]]:
 def test_every_option_is_instantiated(make_cfg, group: str, option: str) -> None:
     """assemble() builds every object of the run from the option's YAML (no model is loaded): a broken
     `_target_`, a missing keyword or an invalid value fails here, not in the middle of a run."""
+    # one attack's YAML: composed into the `attacks` node, as attacks/standard.yaml does
+    if group == "attack":
+        p = assemble(make_cfg(f"+attack@attacks.{option}={option}", fast=False))
+        assert list(p.attacks) == [option] and p.attacks[option].kind
+        return
     cfg = make_cfg(f"{group}={option}", fast=False)
     p = assemble(cfg)
     assert p.settings.stage == "unlearn"

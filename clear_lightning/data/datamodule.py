@@ -4,7 +4,7 @@ and one loader per evaluation set."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import lightning as L
 import torch
@@ -84,6 +84,7 @@ class CLEARDataModule(L.LightningDataModule):
         num_workers: int = 0,
         text_only: bool = False,
         real_world_column: str = "prompt",
+        item_transform: Callable[[str, list[Example]], list[Example]] | None = None,
     ):
         super().__init__()
         if train_on is not None and train_on not in TRAIN_SETS:
@@ -115,6 +116,7 @@ class CLEARDataModule(L.LightningDataModule):
             prompt_pair  # training: two streams asking one prompt, scored from one prefix (DPO)
         )
         self.text_only, self.real_world_column = text_only, real_world_column
+        self.item_transform = item_transform  # robustness attacks: (set, items) -> the items to score
         self._eval: dict[str, list[Example]] | None = None
         self._skipped: dict[str, str] | None = None
 
@@ -237,6 +239,10 @@ class CLEARDataModule(L.LightningDataModule):
                 items = eval_examples(self.source, name, self.split, self.prompt_seed, self.real_world_column)
                 if self.max_eval_items:
                     items = items[: self.max_eval_items]
+                if self.item_transform is not None:
+                    items = self.item_transform(name, items)
+                    if not items:  # e.g. a relearning probe that keeps no item of this set
+                        continue
                 self._eval[name] = items
         return self._eval
 

@@ -74,8 +74,14 @@ class ItemResults(Metric):
     def to_rows(self) -> list[dict[str, Any]]:
         """One plain dict per item (NaN padding removed), ready to merge into the JSONL records."""
         result = self.compute()
+        # torchmetrics squeezes a one-element result to 0-d: a set of one item must still give one row
+        index = result["index"].reshape(-1)
+        result = {
+            k: v.reshape(index.numel(), -1) if k == "losses_perturbed" else v.reshape(-1)
+            for k, v in result.items()
+        }
         rows = []
-        for i, item in enumerate(result["index"].tolist()):
+        for i, item in enumerate(index.tolist()):
             perturbed = result["losses_perturbed"][i]
             rows.append(
                 {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import os
 from pathlib import Path
@@ -159,6 +160,14 @@ class ModelLoader:
     def text_only(self) -> bool:
         """Text-track models (Llama-2, Mistral): image rows are dropped and visual sets skipped, said so."""
         return self.model_class == "causal_lm"
+
+    def quantized(self, quantization: str) -> ModelLoader:
+        """The same family loaded with bitsandbytes `quantization` (4bit | 8bit): the quantisation attack."""
+        loader = copy.copy(self)
+        loader.quantization, loader.loaded = quantization, self.loaded
+        if quantization not in ("4bit", "8bit"):
+            raise ClearConfigError(f"unknown quantization '{quantization}'", "use 4bit or 8bit")
+        return loader
 
     def load(self, path: str | Path, quantized: bool = True) -> tuple[torch.nn.Module, Any]:
         """Model + processor from a checkpoint dir or hub id."""

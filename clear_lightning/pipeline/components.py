@@ -82,6 +82,7 @@ class Settings:
     build_key: dict[str, Any] | None
     pretrain_key: dict[str, Any]
     finetune_key: dict[str, Any]
+    target_run: str | None = None  # stage=attack: the run directory attacked
     # the resolved config, recorded with every result and handed to a second build process
     resolved: dict[str, Any] = field(repr=False, default_factory=dict)
 
@@ -130,6 +131,7 @@ class Pipeline:
     pretrain: Recipe
     finetune: Recipe
     summarizer: Summarizer
+    attacks: dict[str, Any] = field(default_factory=dict)  # name -> attacks.base.Attack (attacks=standard)
     data_rows: dict[str, Any] = field(default_factory=dict)
 
     @cached_property

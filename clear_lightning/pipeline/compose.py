@@ -22,7 +22,7 @@ from ..metrics.summarizer import METRIC_MODES
 from . import validate
 from .components import Pipeline, Settings, TrainerFactory
 
-STAGES = ("pretrain", "finetune", "gold", "unlearn", "eval")
+STAGES = ("pretrain", "finetune", "gold", "unlearn", "eval", "attack")
 
 
 def plain(node: Any) -> Any:
@@ -111,8 +111,34 @@ def settings(cfg: DictConfig) -> Settings:
         build_key=plain(m.build) if builds_locally else None,
         pretrain_key=recipe_key(cfg.pretrain),
         finetune_key=recipe_key(cfg.finetune),
+        target_run=cfg.get("run"),
         resolved=OmegaConf.to_container(cfg, resolve=True),
     )
+
+
+def attack_config(cfg: DictConfig) -> DictConfig:
+    """`stage=attack run=<dir>`: the attacked run's own resolved config (model, split, method, seed, paths), with
+    this command's `attacks` and its own run directory, so the attacks see exactly the run they attack."""
+    if not cfg.get("run"):
+        raise ClearConfigError(
+            "stage=attack needs the run to attack", "pass run=<the directory of a finished stage=unlearn run>"
+        )
+    target = Path(str(cfg.run))
+    if not (target / "config.yaml").exists():
+        raise ClearConfigError(
+            f"{target} is not a run directory (no config.yaml)",
+            "pass run=<the directory of a finished stage=unlearn run>",
+        )
+    run_cfg = OmegaConf.load(target / "config.yaml")
+    if run_cfg.get("stage") != "unlearn" or not (target / "summary.json").exists():
+        raise ClearConfigError(
+            f"{target} is not a finished unlearning run (stage={run_cfg.get('stage')}, "
+            f"summary.json {'present' if (target / 'summary.json').exists() else 'missing'})",
+            "attack the directory of a stage=unlearn run that finished",
+        )
+    run_cfg.stage, run_cfg.run, run_cfg.run_dir = "attack", str(target), cfg.run_dir
+    run_cfg.attacks = cfg.get("attacks") or {}
+    return run_cfg
 
 
 def assemble(cfg: DictConfig) -> Pipeline:
@@ -138,4 +164,5 @@ def assemble(cfg: DictConfig) -> Pipeline:
         pretrain=_make(cfg.pretrain, "pretrain"),
         finetune=_make(cfg.finetune, "finetune"),
         summarizer=summarizer,
+        attacks={str(k): _make(v, f"attacks.{k}") for k, v in (cfg.get("attacks") or {}).items()},
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,15 +18,25 @@ from .components import Pipeline
 Records = dict[str, list[dict[str, Any]]]
 
 
-def evaluate(p: Pipeline, model: Any, processor: Any) -> tuple[Records, dict[str, float]]:
-    """`trainer.test` over every evaluation set; returns the per-item records and time spent (scoring,
-    generating, and the share of the evaluation spent generating)."""
+def evaluate(
+    p: Pipeline,
+    model: Any,
+    processor: Any,
+    sets: Sequence[str] | None = None,
+    transform: Callable[[str, list[Any]], list[Any]] | None = None,
+) -> tuple[Records, dict[str, float]]:
+    """`trainer.test` over every evaluation set (or `sets`, their items passed through `transform`: the
+    robustness attacks); returns the per-item records and time spent (scoring, generating, and the share of the
+    evaluation spent generating)."""
     shared = p.settings.shared_prefix and supports(model)
     if p.settings.shared_prefix and not shared:
         p.say(
             f"eval.shared_prefix: {type(model).__name__} has 3-D (M-RoPE) positions; scoring full rows instead"
         )
-    dm = p.data(p.encoder(processor, cache=False, add_eos=p.settings.answer_eos), shared_prefix=shared)
+    chosen = {} if sets is None else {"eval_sets": list(sets), "item_transform": transform}
+    dm = p.data(
+        p.encoder(processor, cache=False, add_eos=p.settings.answer_eos), shared_prefix=shared, **chosen
+    )
     names = list(dm.evaluation_sets())
     tokenizer = getattr(processor, "tokenizer", processor)
     evaluator = p.evaluator(model=model, tokenizer=tokenizer, set_names=names)

@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from ..artifacts import is_main_process
 from ..errors import ClearConfigError
 from ..rundir import CLAIM, DONE
-from .compose import assemble
+from .compose import assemble, attack_config
 from .fit import set_threads
 from .stages import STAGES
 
@@ -37,6 +37,8 @@ def claim(run_dir: Path) -> None:
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Run `cfg.stage`; returns its result (also written under `cfg.run_dir`). Config errors are raised by
     `compose.assemble`, before anything is built or written."""
+    if cfg.stage == "attack":
+        cfg = attack_config(cfg)
     p = assemble(cfg)
     s = p.settings
     set_threads(s.threads)

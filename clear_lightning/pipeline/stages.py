@@ -19,7 +19,8 @@ from ..evaluation.records import read_records
 from .components import Pipeline
 from .evaluation import evaluate, stored_evaluation
 from .results import write_results
-from .upstream import base_model, finetuned_model, references, stored_original_evaluation
+from .robustness import run_attacks
+from .upstream import base_model, finetuned_model, load_checkpoint, references, stored_original_evaluation
 
 
 def pretrain(p: Pipeline) -> dict[str, Any]:
@@ -104,19 +105,40 @@ def unlearn(p: Pipeline) -> dict[str, Any]:
     if is_main_process():
         (s.run_dir / "comparison.md").write_text(table + "\n")
         print("\n" + table + "\n", flush=True)
-    return {
+    result = {
         "stage": "unlearn",
         "summary": summary,
         "original_eval": str(original_eval),
         "gold_eval": str(gold_eval),
     }
+    if p.attacks:  # attacks=standard: did it really forget? (pipeline/robustness.py)
+        del model, method
+        start = time.perf_counter()
+        robustness = run_attacks(p, s.run_dir, records, refs)
+        result["robust_forget"] = robustness["robust_forget"]
+        result["attack_seconds"] = time.perf_counter() - start
+    return result
+
+
+def attack(p: Pipeline) -> dict[str, Any]:
+    """`stage=attack run=<run dir>`: the configured attacks on a finished unlearning run, without retraining.
+    The composition root has already taken that run's own config (compose.attack_config)."""
+    s = p.settings
+    target = Path(str(s.target_run))
+    if not p.attacks:
+        raise ClearConfigError("stage=attack with attacks=none: nothing to run", "add attacks=standard")
+    refs = references(p, build=False)
+    records = read_records(target / "eval")
+    robustness = run_attacks(p, target, records, refs)
+    p.say(f"robustness of {target} written to {target / 'robustness.json'}")
+    return {"stage": "attack", "run": str(target), "robust_forget": robustness["robust_forget"]}
 
 
 def eval(p: Pipeline) -> dict[str, Any]:  # noqa: A001 - the stage's name
     checkpoint = p.settings.checkpoint or p.loader.path
     if checkpoint is None:
         checkpoint, _ = finetuned_model(p, "original", build=p.settings.build_missing)
-    model, processor = _load_checkpoint(p, Path(str(checkpoint)))
+    model, processor = load_checkpoint(p, Path(str(checkpoint)))
     records, seconds = evaluate(p, model, processor)
     original_eval, why = stored_original_evaluation(p)
     summary = write_results(
@@ -129,32 +151,6 @@ def eval(p: Pipeline) -> dict[str, Any]:  # noqa: A001 - the stage's name
         original_note=why,
     )
     return {"stage": "eval", "checkpoint": str(checkpoint), "summary": summary}
-
-
-def _load_checkpoint(p: Pipeline, path: Path) -> tuple[Any, Any]:
-    """A full model directory, or a LoRA adapter directory applied on top of the original model."""
-    looks_local = str(path).startswith(("/", ".", "~")) or str(path).count("/") != 1
-    if looks_local and not path.exists():
-        raise ClearConfigError(
-            f"checkpoint {path} does not exist", "pass eval.checkpoint=<model or adapter dir>"
-        )
-    if (path / "adapter_config.json").exists():
-        import json
-
-        from peft import PeftModel
-
-        try:
-            json.loads((path / "adapter_config.json").read_text())
-        except json.JSONDecodeError as err:
-            raise ClearConfigError(
-                f"{path / 'adapter_config.json'} is not valid JSON ({err})",
-                "re-save the adapter (an unlearning run writes <run>/adapter) or pass another eval.checkpoint",
-            ) from None
-
-        original, _ = finetuned_model(p, "original", build=False)
-        model, processor = p.loader.load(original)
-        return PeftModel.from_pretrained(model, str(path)), processor
-    return p.loader.load(path)
 
 
 def _find_gold(p: Pipeline) -> Path | None:
@@ -170,4 +166,11 @@ def _find_gold(p: Pipeline) -> Path | None:
         return None
 
 
-STAGES = {"pretrain": pretrain, "finetune": finetune, "gold": gold, "unlearn": unlearn, "eval": eval}
+STAGES = {
+    "pretrain": pretrain,
+    "finetune": finetune,
+    "gold": gold,
+    "unlearn": unlearn,
+    "eval": eval,
+    "attack": attack,
+}

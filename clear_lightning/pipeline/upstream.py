@@ -177,3 +177,29 @@ def _build_in_child(container: dict[str, Any], which: str) -> None:
     set_threads(p.settings.threads)
     path, key = finetuned_model(p, which, build=True)
     stored_evaluation(p, path, key, which, build=True)
+
+
+def load_checkpoint(p: Pipeline, path: Path) -> tuple[Any, Any]:
+    """A full model directory, or a LoRA adapter directory applied on top of the original model."""
+    looks_local = str(path).startswith(("/", ".", "~")) or str(path).count("/") != 1
+    if looks_local and not path.exists():
+        raise ClearConfigError(
+            f"checkpoint {path} does not exist", "pass eval.checkpoint=<model or adapter dir>"
+        )
+    if (path / "adapter_config.json").exists():
+        import json
+
+        from peft import PeftModel
+
+        try:
+            json.loads((path / "adapter_config.json").read_text())
+        except json.JSONDecodeError as err:
+            raise ClearConfigError(
+                f"{path / 'adapter_config.json'} is not valid JSON ({err})",
+                "re-save the adapter (an unlearning run writes <run>/adapter) or pass another eval.checkpoint",
+            ) from None
+
+        original, _ = finetuned_model(p, "original", build=False)
+        model, processor = p.loader.load(original)
+        return PeftModel.from_pretrained(model, str(path)), processor
+    return p.loader.load(path)

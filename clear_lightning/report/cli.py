@@ -11,7 +11,7 @@ from pathlib import Path
 from clear_lightning.errors import ClearConfigError
 
 from .markdown import markdown, write_csv
-from .plots import write_plots
+from .plots import write_plots, write_robustness_plots
 from .runs import find_runs, stderr_warning, unfinished_runs
 from .tables import Table, build_tables
 
@@ -27,7 +27,10 @@ class Report:
 
 
 def build_report(root: Path, out: Path | None = None, collapse_ratio: float = 0.8, top: int = 3) -> Report:
-    """Find the runs under root, write the leaderboard (md + csv) and the plots to out (default root/report)."""
+    """Find the runs under root, write the leaderboard (md + csv) and the plots to out (default root/report).
+
+    Runs attacked for robustness (issue 14) add `residual.png` (embedded) and one `robustness_*.png` per run
+    with a `robustness.json` (linked), all in out; run directories are never written to."""
     root = Path(root)
     if not root.is_dir():
         raise ClearConfigError(f"{root} is not a directory", "pass the runs directory, e.g. `runs/`")
@@ -53,11 +56,21 @@ def build_report(root: Path, out: Path | None = None, collapse_ratio: float = 0.
     out = Path(out) if out is not None else root / "report"
     out.mkdir(parents=True, exist_ok=True)
     images = write_plots(out, report.tables, runs, warn)
+    robust_sweep, robust_runs = write_robustness_plots(out, runs, warn)  # ([], []) without robustness
+    images += robust_sweep
     (out / "leaderboard.md").write_text(
-        markdown(report.tables, root, collapse_ratio, top, [p.name for p in images], report.unfinished)
+        markdown(
+            report.tables,
+            root,
+            collapse_ratio,
+            top,
+            [p.name for p in images],
+            report.unfinished,
+            [p.name for p in robust_runs],
+        )
     )
     write_csv(out / "leaderboard.csv", report.tables)
-    report.files = [out / "leaderboard.md", out / "leaderboard.csv", *images]
+    report.files = [out / "leaderboard.md", out / "leaderboard.csv", *images, *robust_runs]
     return report
 
 

@@ -1,4 +1,9 @@
-"""The leaderboard as `leaderboard.md` (tables, marks and their footnotes) and `leaderboard.csv`."""
+"""The leaderboard as `leaderboard.md` (tables, marks and their footnotes) and `leaderboard.csv`.
+
+A table whose runs were attacked for robustness (issue 14: a `robust_forget` in their summaries) gains two
+columns, "Robust forget (worst residual)" and "worst attack", and the csv the `ROBUST_CSV_COLUMNS`; without
+robustness both files are exactly as before.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .tables import FLAGGED, METRICS, Table
+from .tables import FLAGGED, METRICS, ROBUST_METRICS, Table
 
 DAGGER, TIE, OVERLAP = "†", "=", "≈"
 CSV_COLUMNS = (
@@ -16,6 +21,14 @@ CSV_COLUMNS = (
     "ci_level",
     *(f"{m}_degenerate" for m in FLAGGED),
     *("collapse_threshold", "collapsed", "rank", "top", "tie", "separable_from_above", "runs"),
+)
+ROBUST_CSV_COLUMNS = (*(c for m in ROBUST_METRICS for c in (m, f"{m}_std")), "robust_forget_attack")
+ROBUST_HEAD = " Robust forget (worst residual) ↓ | worst attack |"
+ROBUST_NOTE = (
+    "Robust forget (worst residual): per run, the largest residual forget metric (unlearned − gold under the "
+    "same attack; > 0 = knowledge that was never removed) over its score-based attacks, at each attack's "
+    "worst variant; mean ± std over seeds. Worst attack: the attack (/variant) giving it, most frequent over "
+    "seeds (k of n)."
 )
 NAMES = {"real_metric": "Real", "retain_metric": "Retain", "forget_metric": "Forget", "model_utility": "MU"}
 
@@ -93,7 +106,18 @@ def _rank_cell(row: Mapping[str, Any]) -> str:
     return cell + (" ★" if row.get("top") else "")
 
 
-def _row_cells(row: Mapping[str, Any]) -> list[str]:
+def _robust(rows: Sequence[Mapping[str, Any]]) -> bool:
+    return any(r.get("robust_forget") is not None for r in rows)
+
+
+def _robust_cells(row: Mapping[str, Any]) -> list[str]:
+    attack, of = row.get("robust_forget_attack"), row.get("robust_forget_attack_of") or 0
+    if attack is not None and of > 1:
+        attack = f"{attack} ({row['robust_forget_attack_count']} of {of})"
+    return [_cell(row.get("robust_forget"), row.get("robust_forget_std"), ".3f"), attack or "—"]
+
+
+def _row_cells(row: Mapping[str, Any], robust: bool = False) -> list[str]:
     name = f"**{row['label']}**" if row.get("top") else row["label"]
     cells = [_rank_cell(row), name]
     cells += [
@@ -108,7 +132,7 @@ def _row_cells(row: Mapping[str, Any]) -> list[str]:
         str(row["n_seeds"]),
         {True: "yes", False: "no", None: "—"}[row.get("collapsed")],
     ]
-    return cells
+    return cells + (_robust_cells(row) if robust else [])
 
 
 def markdown(
@@ -118,7 +142,9 @@ def markdown(
     top: int,
     images: Sequence[str],
     unfinished: Sequence[Mapping[str, str]] = (),
+    run_figures: Sequence[str] = (),
 ) -> str:
+    """The leaderboard document: `images` embedded, `run_figures` (one per run, e.g. robustness) linked."""
     n_runs = sum(len(r["runs"]) for t in tables for r in t.rows)
     lines = [
         "# CLEAR leaderboard",
@@ -142,19 +168,29 @@ def markdown(
             "not applied (no original evaluation)" if t.threshold is None else f"Retain < {t.threshold:.3f}"
         )
         lines += ["", f"## {modality} — {model}, {split}" + ("" if mode == "paper" else f" ({mode})"), ""]
-        lines += [f"Collapse threshold: {rule}.", "", head, "|" + "---|" * 10]
-        lines += ["| " + " | ".join(_row_cells(row)) + " |" for row in t.references + t.rows]
-        lines += _table_notes(t)
+        robust = _robust(t.rows)
+        lines += [
+            f"Collapse threshold: {rule}.",
+            "",
+            head + (ROBUST_HEAD if robust else ""),
+            "|" + "---|" * (12 if robust else 10),
+        ]
+        lines += ["| " + " | ".join(_row_cells(row, robust)) + " |" for row in t.references + t.rows]
+        lines += _table_notes(t) + (["", ROBUST_NOTE] if robust else [])
     if unfinished:
         lines += ["", "## Failed and incomplete runs (not averaged in)", ""]
         lines += [f"- {u['status']}: `{u['dir']}` — {u['why']}" for u in unfinished]
     lines += [""] + [f"![{Path(name).stem}]({name})" for name in images]
+    if run_figures:
+        lines += ["", "## Per-run figures", ""] + [f"- [{Path(name).stem}]({name})" for name in run_figures]
     return "\n".join(lines) + "\n"
 
 
 def write_csv(path: Path, tables: Sequence[Table]) -> None:
+    """`CSV_COLUMNS`, then `ROBUST_CSV_COLUMNS` when some run was attacked for robustness."""
+    columns = CSV_COLUMNS + (ROBUST_CSV_COLUMNS if any(_robust(t.rows) for t in tables) else ())
     with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         for t in tables:
             model, split, modality, mode = t.key
@@ -163,4 +199,4 @@ def write_csv(path: Path, tables: Sequence[Table]) -> None:
                 out["collapse_threshold"] = t.threshold
                 out["seeds"] = " ".join(str(s) for s in row["seeds"] if s is not None)
                 out["runs"] = ";".join(row["runs"])
-                writer.writerow({k: "" if out.get(k) is None else out.get(k) for k in CSV_COLUMNS})
+                writer.writerow({k: "" if out.get(k) is None else out.get(k) for k in columns})

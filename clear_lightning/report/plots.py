@@ -1,11 +1,13 @@
-"""The report's figures: forget-set truth-ratio distributions vs gold (paper Fig. 6) and the forget/retain trade-off."""
+"""The report's figures: forget-set truth-ratio distributions vs gold (paper Fig. 6), the forget/retain
+trade-off and, for runs attacked for robustness (issue 14, `report.robustness`), residual knowledge per run
+and per sweep."""
 
 from __future__ import annotations
 
 import math
 import re
 import textwrap
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +15,8 @@ import numpy as np
 
 from clear_lightning.metrics.summary import forget_truth_ratios
 
-from .runs import Run, has_eval, records_of
-from .tables import Table
+from .runs import Run, has_eval, label, records_of, stderr_warning
+from .tables import LABELS, NONE, ROBUSTNESS, Table, read_robustness, robust_rows, row_name
 
 R_CLIP = (
     1e-6,
@@ -22,6 +24,11 @@ R_CLIP = (
 )  # raw R spans orders of magnitude (0 and inf when exp over/underflows): plot on a log axis
 MODALITY_COLOURS = {"text": "tab:blue", "visual": "tab:orange", "both": "tab:green"}
 SEED_COLOURS = ("tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan")
+BAR_STYLES = {  # robustness_figure
+    "unlearned": dict(color="tab:red", label="unlearned"),
+    "gold": dict(color="#e3b505", edgecolor="k", linewidth=0.6, label="gold (same attack)"),
+    "original": dict(color="0.55", alpha=0.3, label="original (same attack)"),
+}
 
 
 def _pyplot() -> Any:
@@ -244,3 +251,148 @@ def write_plots(
         tradeoff_figure(path, group, f"Forget vs retain trade-off — {model}, {split} (mean ± std over seeds)")
         written.append(path)
     return written
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Robustness (issue 14): one run's attacks, one sweep's residual knowledge, public via `report.robustness`
+
+
+def _finite(value: Any) -> float:
+    return float("nan") if value is None else float(value)
+
+
+def _bar_groups(robustness: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """No attack, then each score-based attack at its worst variant: the three models' forget metric, the
+    residual and its interval."""
+    entries = [(NONE, robustness.get("no_attack"))] + list((robustness.get("attacks") or {}).items())
+    groups = []
+    for name, entry in entries:
+        if not entry or entry.get("kind") == "mia":
+            continue
+        variants = entry.get("variants") or {}
+        variant = entry.get("worst") or (next(iter(variants)) if len(variants) == 1 else None)
+        chosen = variants.get(variant) or {}
+        forget = {lab: ((chosen.get("scores") or {}).get(lab) or {}).get("forget_metric") for lab in LABELS}
+        if forget["unlearned"] is None:
+            continue
+        residual = (chosen.get("residual") or {}).get("forget_metric", entry.get("residual_forget"))
+        interval = (chosen.get("intervals") or {}).get("residual/forget_metric") or entry.get("interval")
+        if name == NONE:
+            title = "no attack"
+        else:
+            title = name if variant in (None, "default", NONE) else f"{name} ({variant})"
+        groups.append({"title": title, "forget": forget, "residual": residual, "interval": interval})
+    return groups
+
+
+def robustness_figure(robustness: Mapping[str, Any], path: Path, title: str) -> Path:
+    """One run: grouped bars of the forget metric with no attack and under each score-based attack (its
+    worst variant) — unlearned, gold under the same attack beside it, the original faint — annotated with the
+    residual (unlearned − gold) and its person-level interval: a bar above gold's shows what came back."""
+    groups = _bar_groups(robustness)
+    if not groups:
+        raise ValueError("robustness.json has no score-based entry with an unlearned forget metric to plot")
+    plt = _pyplot()
+    n = len(groups)
+    width_in = max(7.0, 1.6 * n + 2.0)
+    fig, ax = plt.subplots(figsize=(width_in, 5.2))
+    x, width = np.arange(n), 0.27
+    for i, lab in enumerate(LABELS):
+        values = [_finite(g["forget"][lab]) for g in groups]
+        ax.bar(x + (i - 1) * width, values, width, zorder=2, **BAR_STYLES[lab])
+    tops = [max((v for v in g["forget"].values() if v is not None), default=0.0) for g in groups]
+    span = max([*tops, 1e-3])
+    for xi, top, group in zip(x, tops, groups, strict=True):
+        residual = group["residual"]
+        if residual is None:
+            continue
+        text = f"residual {residual:+.3f}"
+        if group["interval"] and None not in group["interval"]:
+            text += f"\n[{group['interval'][0]:+.3f}, {group['interval'][1]:+.3f}]"
+        colour = "tab:red" if residual > 0 else "0.25"
+        ax.annotate(text, (xi, top), xytext=(0, 4), textcoords="offset points", ha="center", va="bottom",
+                    fontsize=8, color=colour)  # fmt: skip
+    ax.set_ylim(0, span * 1.35)
+    ax.set_xticks(
+        x, [g["title"] for g in groups], rotation=20 if n > 4 else 0, ha="right" if n > 4 else "center"
+    )
+    ax.set_ylabel("Forget metric (lower = less known)")
+    ax.grid(axis="y", alpha=0.3, zorder=0)
+    fig.legend(fontsize=8, loc="lower center", ncols=3, frameon=False)
+    note = (
+        "Worst variant per attack. Residual = unlearned − gold under the same attack (> 0: knowledge never "
+        "removed), [its person-level interval]."
+    )
+    ax.set_title(textwrap.fill(note, width=int(14 * width_in)), fontsize=8)
+    fig.suptitle(textwrap.fill(title, width=int(10 * width_in)), fontsize=11)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+    return Path(path)
+
+
+def residual_figure(rows: Sequence[Mapping[str, Any]], path: Path, title: str) -> Path:
+    """One sweep: mean residual knowledge over seeds, method (rows) × attack (columns, "no attack" first),
+    each cell annotated; diverging colours centred on 0 (red: knowledge back beyond gold, blue: below)."""
+    if not rows:
+        raise ValueError("no robustness rows to plot")
+    attacks = list(dict.fromkeys(a for r in rows for a in r["attacks"]))
+    data = np.array([[_finite(r.get(f"residual/{a}")) for a in attacks] for r in rows], dtype=float)
+    finite = data[np.isfinite(data)]
+    limit = max(float(np.abs(finite).max()) if finite.size else 0.0, 1e-3)
+    plt = _pyplot()
+    from matplotlib.colors import Normalize
+
+    cmap = plt.get_cmap("RdBu_r").with_extremes(bad="0.9")
+    width_in = max(6.5, 1.15 * len(attacks) + 3.5)
+    fig, ax = plt.subplots(figsize=(width_in, max(2.8, 0.45 * len(rows) + 2.0)))
+    image = ax.imshow(np.ma.masked_invalid(data), cmap=cmap, norm=Normalize(-limit, limit), aspect="auto")
+    for (i, j), value in np.ndenumerate(data):
+        text, colour = ("—", "0.4") if math.isnan(value) else (f"{value:+.2f}", "k")
+        if not math.isnan(value) and abs(value) > 0.6 * limit:
+            colour = "w"
+        ax.text(j, i, text, ha="center", va="center", fontsize=8, color=colour)
+    columns = ["no attack" if a == NONE else a for a in attacks]
+    ax.set_xticks(range(len(attacks)), columns, rotation=30, ha="right")
+    ax.set_yticks(range(len(rows)), [row_name(r, rows) for r in rows])
+    bar = fig.colorbar(image, ax=ax, fraction=0.04)
+    bar.set_label("residual = unlearned − gold (forget metric)\n> 0: knowledge never removed", fontsize=8)
+    ax.set_title(textwrap.fill(title, width=int(11 * width_in)), fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+    return Path(path)
+
+
+def write_robustness_plots(
+    out: Path, runs: Sequence[Run], warn: Callable[[str], None] = stderr_warning
+) -> tuple[list[Path], list[Path]]:
+    """(sweep figures, per-run figures) written to out: `residual.png` when some run has robustness keys, and
+    `robustness_<model>_<split>_<modality>_<method>[_<mode>]_seed<k>.png` per run with a `robustness.json`.
+    Nothing at all for runs without robustness, so their report is unchanged."""
+    rows = robust_rows(runs, warn)
+    sweep: list[Path] = []
+    if rows and any(r["attacks"] for r in rows):
+        title = (
+            "Residual knowledge under attack: unlearned − gold forget metric, worst variant, mean over seeds"
+        )
+        sweep.append(residual_figure(rows, out / "residual.png", title))
+    per_run, used = [], set()
+    for run in runs:
+        stored = read_robustness(run.directory, warn) if (run.directory / ROBUSTNESS).exists() else {}
+        if not stored:
+            continue
+        g = run.group
+        name = _slug("robustness", g.model, g.split, g.modality, label(g),
+                     "" if g.metric_mode == "paper" else g.metric_mode, f"seed{run.seed}")  # fmt: skip
+        k = 1
+        while name in used:  # several runs share a seed (the leaderboard warns): keep every figure
+            k += 1
+            name = f"{name.rsplit('__', 1)[0]}__{k}"
+        used.add(name)
+        title = f"Did it really forget? {label(g)} — {g.modality}, {g.split}, {g.model}, seed {run.seed}"
+        try:
+            per_run.append(robustness_figure(stored, out / f"{name}.png", title))
+        except ValueError as err:
+            warn(f"{run.directory / ROBUSTNESS}: {err}; no robustness figure for this run")
+    return sweep, per_run

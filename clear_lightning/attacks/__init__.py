@@ -1,0 +1,1 @@
+"""Robustness attacks: does forgotten knowledge come back? (issue 14)"""
