@@ -104,6 +104,7 @@ def bench(out: Path, overrides: list[str], methods: bool = True) -> dict[str, An
         }
         for label, s in (("gd", cached["summary"]),)
     }
+    results["attacks"] = _attacks(root, root / "runs" / "cached", overrides)
     results["methods"] = _methods(root, overrides) if methods else {}
     results["peak_rss_mb"] = _peak_rss_mb()
     out.mkdir(parents=True, exist_ok=True)
@@ -111,6 +112,23 @@ def bench(out: Path, overrides: list[str], methods: bool = True) -> dict[str, An
     (out / "results.md").write_text(_markdown(results))
     print(_markdown(results))
     return results
+
+
+def _attacks(root: Path, target: Path, overrides: list[str]) -> dict[str, Any]:
+    """`stage=attack attacks=standard` on the cached gd run: the seconds each attack adds to an unlearning run
+    (its unlearned model) and, once per seed, to the first run of a sweep (gold and the original)."""
+    from clear_lightning.pipeline import run
+
+    cfg = _compose(
+        root, root / "runs" / "attack", ["stage=attack", f"run={target}", "attacks=standard", *overrides]
+    )
+    t0 = time.perf_counter()
+    run(cfg)
+    robustness = _json(target / "robustness.json")
+    return {
+        "seconds": time.perf_counter() - t0,
+        "per_attack": {name: e.get("seconds", {}) for name, e in robustness["attacks"].items()},
+    }
 
 
 def _markdown(r: dict[str, Any]) -> str:
@@ -145,6 +163,18 @@ def _markdown(r: dict[str, Any]) -> str:
                 f"{100 * share:.0f}% of the time in generation"
             )
     lines.append(f"- peak RSS: {r['peak_rss_mb']:.0f} MB")
+    if r.get("attacks"):
+        a = r["attacks"]
+        lines += [
+            "",
+            f"Robustness attacks (`stage=attack attacks=standard` on the cached gd run): {a['seconds']:.1f} s in all.",
+            "",
+            "| attack | s added to every run (unlearned model) | s once per seed (gold + original, then cached) |",
+            "|---|---|---|",
+        ]
+        for name, sec in a["per_attack"].items():
+            refs = sum(sec.get(k, 0.0) for k in ("gold", "original"))
+            lines.append(f"| {name} | {sec.get('unlearned', 0.0):.1f} | {refs:.1f} |")
     if r.get("methods"):
         lines += ["", "| method | training samples/s | fit s | unlearn + eval s |", "|---|---|---|---|"]
         for name, m in r["methods"].items():

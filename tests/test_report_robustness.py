@@ -36,13 +36,13 @@ QUANTIZE_OTHER = -0.05  # the 8bit variant's residual: 4bit is always the worst
 def _variant(residual: float, half: float) -> dict:
     return {
         "scores": {
-            "unlearned": {"forget_metric": GOLD_FORGET + residual},
-            "gold": {"forget_metric": GOLD_FORGET},
-            "original": {"forget_metric": ORIGINAL_FORGET},
+            "unlearned": {"forget_metric": 0.0, "forget_mean": GOLD_FORGET + residual},
+            "gold": {"forget_metric": 0.0, "forget_mean": GOLD_FORGET},
+            "original": {"forget_metric": 0.3, "forget_mean": ORIGINAL_FORGET},
         },
-        "residual": {"forget_metric": residual, "retain_metric": 0.0},
+        "residual": {"mean": residual, "forget_metric": 0.0, "retain_metric": 0.0},
         "gap_closed": 0.5,
-        "intervals": {"residual/forget_metric": [residual - half, residual + half], "gap_closed": [0.3, 0.7]},
+        "intervals": {"residual/mean": [residual - half, residual + half], "gap_closed": [0.3, 0.7]},
     }
 
 
@@ -51,7 +51,7 @@ def _entry(kind: str, variants: dict[str, float], half: float) -> dict:
     built = {v: _variant(r, half) for v, r in variants.items()}
     return {
         "attack": kind, "kind": kind, "description": f"the {kind} attack", "variants": built, "worst": worst,
-        "residual_forget": variants[worst], "interval": built[worst]["intervals"]["residual/forget_metric"],
+        "residual_forget": variants[worst], "interval": built[worst]["intervals"]["residual/mean"],
         "gap_closed": 0.5, "seconds": {"unlearned": 1.0},
     }  # fmt: skip
 

@@ -262,8 +262,8 @@ def _finite(value: Any) -> float:
 
 
 def _bar_groups(robustness: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """No attack, then each score-based attack at its worst variant: the three models' forget metric, the
-    residual and its interval."""
+    """No attack, then each score-based attack at its worst variant: the three models' forget score (mean of the
+    forget sets' components, `forget_mean`, which no zero component pins to 0), the residual and its interval."""
     entries = [(NONE, robustness.get("no_attack"))] + list((robustness.get("attacks") or {}).items())
     groups = []
     for name, entry in entries:
@@ -272,11 +272,11 @@ def _bar_groups(robustness: Mapping[str, Any]) -> list[dict[str, Any]]:
         variants = entry.get("variants") or {}
         variant = entry.get("worst") or (next(iter(variants)) if len(variants) == 1 else None)
         chosen = variants.get(variant) or {}
-        forget = {lab: ((chosen.get("scores") or {}).get(lab) or {}).get("forget_metric") for lab in LABELS}
+        forget = {lab: ((chosen.get("scores") or {}).get(lab) or {}).get("forget_mean") for lab in LABELS}
         if forget["unlearned"] is None:
             continue
-        residual = (chosen.get("residual") or {}).get("forget_metric", entry.get("residual_forget"))
-        interval = (chosen.get("intervals") or {}).get("residual/forget_metric") or entry.get("interval")
+        residual = (chosen.get("residual") or {}).get("mean", entry.get("residual_forget"))
+        interval = (chosen.get("intervals") or {}).get("residual/mean") or entry.get("interval")
         if name == NONE:
             title = "no attack"
         else:
@@ -286,7 +286,7 @@ def _bar_groups(robustness: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def robustness_figure(robustness: Mapping[str, Any], path: Path, title: str) -> Path:
-    """One run: grouped bars of the forget metric with no attack and under each score-based attack (its
+    """One run: grouped bars of the forget score (mean component) with no attack and under each score-based attack (its
     worst variant) — unlearned, gold under the same attack beside it, the original faint — annotated with the
     residual (unlearned − gold) and its person-level interval: a bar above gold's shows what came back."""
     groups = _bar_groups(robustness)
@@ -316,7 +316,7 @@ def robustness_figure(robustness: Mapping[str, Any], path: Path, title: str) -> 
     ax.set_xticks(
         x, [g["title"] for g in groups], rotation=20 if n > 4 else 0, ha="right" if n > 4 else "center"
     )
-    ax.set_ylabel("Forget metric (lower = less known)")
+    ax.set_ylabel("Forget score: mean of forget ROUGE-L, prob., TR (lower = less known)")
     ax.grid(axis="y", alpha=0.3, zorder=0)
     fig.legend(fontsize=8, loc="lower center", ncols=3, frameon=False)
     note = (
