@@ -4,8 +4,9 @@
 
 Every number and every finding comes from the runs' `summary.json` and `robustness.json` (through
 `report.robustness.robust_rows`); nothing is typed by hand, so rerunning the sweep and this command
-regenerates the whole document. Residual knowledge = unlearned − gold forget metric under the same attack
-(issue 14).
+regenerates the whole document. Residual knowledge = unlearned − gold under the same attack, averaged over the
+forget sets' ROUGE-L, probability and truth ratio (issue 14; `attacks/base.py:residuals` says why not the
+harmonic-mean forget metric).
 """
 
 from __future__ import annotations
@@ -30,8 +31,7 @@ from clear_lightning.report.robustness import (
 )
 from clear_lightning.report.runs import find_runs, stderr_warning
 
-# Placeholder: the sweep's config is not fixed yet.
-SWEEP_COMMAND = "python -m clear_lightning -m +sweep=robustness"
+SWEEP_COMMAND = "python -m clear_lightning --config-dir sweeps --config-name robustness -m"
 CLOSE = 0.05  # |residual| at most this: as close to gold as the testbed resolves
 GOLD_GAP = 0.8  # gap closed (no attack) at least this: forgets like gold without attack
 BACK = 0.1  # residual under an attack at least this, its mean interval above 0: the knowledge came back

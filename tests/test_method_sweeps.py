@@ -63,3 +63,14 @@ def test_seeds_sweep() -> None:
     jobs = _jobs("seeds")
     assert [j.seed for j in jobs] == [0, 1, 2]
     assert len({j.hydra.sweep.subdir for j in jobs}) == 3
+
+
+def test_robustness_sweep_attacks_every_method_on_both_three_seeds() -> None:
+    jobs = _jobs("robustness")
+    cells = {_resolved(j, "method.name", "modality.name", "split.name", "seed") for j in jobs}
+    assert cells == {(m, "both", "forget10", s) for m in METHODS for s in (0, 1, 2)}
+    assert len({j.hydra.sweep.subdir for j in jobs}) == len(jobs)
+    assert all(
+        set(j.attacks) == {"relearn", "relearn_cross_modal", "quantize", "interpolate", "rephrase", "mia"}
+        for j in jobs
+    )
