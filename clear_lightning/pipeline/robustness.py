@@ -260,4 +260,7 @@ def _figure(result: dict[str, Any], run_dir: Path) -> None:
     except ImportError:  # matplotlib is optional: the numbers are in robustness.json
         return
     title = f"{result['method']} ({result['modality']}, {result['split']}, seed {result['seed']})"
-    robustness_figure(result, run_dir / "robustness.png", title)
+    try:
+        robustness_figure(result, run_dir / "robustness.png", title)
+    except ValueError as err:  # nothing score-based to draw (e.g. attacks=[mia] only): the json says it all
+        print(f"[clear_lightning] no robustness figure: {err}", flush=True)
