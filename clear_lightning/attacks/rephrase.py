@@ -10,7 +10,7 @@ from typing import Any
 
 from ..contract import CAPTION_QUESTIONS
 from ..data.examples import Example
-from .base import Attack, AttackContext, Records, Subject
+from .base import Attack, AttackContext, Records, Subject, Transform
 from .variants import PERTURBATIONS, other_caption_questions, perturb_image, rewrite_question, variant_seed
 
 
@@ -49,7 +49,7 @@ class Rephrase(Attack):
             + [f"image:{p}" for p in self.perturbations]
         )
 
-    def transform(self, variant: str, seed: int):  # noqa: ANN201 - a Transform
+    def transform(self, variant: str, seed: int) -> Transform:
         """The item transform of one variant: (set name, items) -> the items to score."""
         kind, _, arg = variant.partition(":")
 

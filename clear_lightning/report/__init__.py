@@ -15,8 +15,11 @@ Modules, each importing only those above it:
 - `tables`: the leaderboard tables (`Table`, `aggregate`, `build_tables`), reference rows scored by
   `metrics.summarizer.Summarizer`;
 - `markdown`: `leaderboard.md` and `leaderboard.csv`;
-- `plots`: the figures (truth-ratio distributions, forget/retain trade-off);
-- `cli`: `build_report` and `main` (`python -m clear_lightning.report`).
+- `plots`: the figures (truth-ratio distributions, forget/retain trade-off; robustness: one run's forget score under
+  each attack beside gold's, one sweep's residual-knowledge heatmap);
+- `cli`: `build_report` and `main` (`python -m clear_lightning.report`);
+- `robustness`: the robustness rows and figures' public names (`robust_rows`, `robustness_figure`,
+  `residual_figure`), for `robustness_doc` and `pipeline/robustness.py`.
 """
 
 from .cli import Report, build_report, main
