@@ -180,8 +180,8 @@ def _setup(report: Report) -> str:
         f" {data['images_per_person']} images, forget10 = {max(1, -(-data['num_persons'] // 10))} persons), original"
         f" and gold fine-tuned with `finetune=tiny` (`finetune.seed={cfg['finetune']['seed']}`), unlearning with"
         f" `optim=tiny` ({optim['epochs']} epochs, batch {optim['batch_size']}, lr {optim['lr']}), seeds"
-        f" {', '.join(map(str, seeds))} varying the unlearning only (two seeds, not three: the 144 runs fill most of a"
-        " session on 2 cores), ℓ1 λ = 0.01 on the LoRA weights, paper metric mode (benchmark.md §6), threads 1."
+        f" {', '.join(map(str, seeds))} varying the unlearning only ({len(seeds)} seed{'s' if len(seeds) != 1 else ''}),"
+        " ℓ1 λ = 0.01 on the LoRA weights, paper metric mode (benchmark.md §6), threads 1."
         " Cells are mean ± std over seeds [± the mean person-level bootstrap 95 % half-width of a run]."
     )
 
