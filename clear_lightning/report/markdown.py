@@ -25,8 +25,9 @@ CSV_COLUMNS = (
 ROBUST_CSV_COLUMNS = (*(c for m in ROBUST_METRICS for c in (m, f"{m}_std")), "robust_forget_attack")
 ROBUST_HEAD = " Robust forget (worst residual) ↓ | worst attack |"
 ROBUST_NOTE = (
-    "Robust forget (worst residual): per run, the largest residual forget metric (unlearned − gold under the "
-    "same attack; > 0 = knowledge that was never removed) over its score-based attacks, at each attack's "
+    "Robust forget (worst residual): per run, the largest residual (unlearned − gold under the same attack, "
+    "mean over the forget sets' ROUGE-L, probability and truth ratio; > 0 = knowledge that was never removed) "
+    "over its score-based attacks, at each attack's "
     "worst variant; mean ± std over seeds. Worst attack: the attack (/variant) giving it, most frequent over "
     "seeds (k of n)."
 )

@@ -356,7 +356,9 @@ def residual_figure(rows: Sequence[Mapping[str, Any]], path: Path, title: str) -
     ax.set_xticks(range(len(attacks)), columns, rotation=30, ha="right")
     ax.set_yticks(range(len(rows)), [row_name(r, rows) for r in rows])
     bar = fig.colorbar(image, ax=ax, fraction=0.04)
-    bar.set_label("residual = unlearned − gold (forget metric)\n> 0: knowledge never removed", fontsize=8)
+    bar.set_label(
+        "residual = unlearned − gold (mean forget component)\n> 0: knowledge never removed", fontsize=8
+    )
     ax.set_title(textwrap.fill(title, width=int(11 * width_in)), fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=150)
@@ -373,9 +375,7 @@ def write_robustness_plots(
     rows = robust_rows(runs, warn)
     sweep: list[Path] = []
     if rows and any(r["attacks"] for r in rows):
-        title = (
-            "Residual knowledge under attack: unlearned − gold forget metric, worst variant, mean over seeds"
-        )
+        title = "Residual knowledge under attack: unlearned − gold (mean forget component), worst variant, mean over seeds"
         sweep.append(residual_figure(rows, out / "residual.png", title))
     per_run, used = [], set()
     for run in runs:
