@@ -14,6 +14,8 @@ _LAYERS = (
     ("transformers.models.clip.modeling_clip", "CLIPEncoderLayer"),
     ("transformers.models.qwen2_vl.modeling_qwen2_vl", "Qwen2VLDecoderLayer"),
     ("transformers.models.qwen2_vl.modeling_qwen2_vl", "Qwen2VLVisionBlock"),
+    ("transformers.models.qwen2_5_vl.modeling_qwen2_5_vl", "Qwen2_5_VLDecoderLayer"),
+    ("transformers.models.qwen2_5_vl.modeling_qwen2_5_vl", "Qwen2_5_VLVisionBlock"),
 )
 
 
