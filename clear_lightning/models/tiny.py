@@ -216,7 +216,7 @@ class TinyQwen2VLSpec(TinyLlamaSpec):
     vision_hidden_size: int = 64
     vision_layers: int = 2
     vision_heads: int = 4
-    mrope_section: tuple[int, ...] = (4, 6, 6)  # sums to head_dim / 2 (Qwen2-VL: 16, 24, 24 of 64)
+    mrope_section: tuple[int, ...] | None = None  # (t, h, w) rotary pairs; None = Qwen2-VL's 1/4, 3/8, 3/8
 
     processor_class = Qwen2VLProcessor
     config_class = Qwen2VLConfig
@@ -257,6 +257,13 @@ class TinyQwen2VLSpec(TinyLlamaSpec):
             "temporal_patch_size": 2,
         }
 
+    def _mrope_section(self) -> list[int]:
+        """M-RoPE's split of the head's rotary pairs (head_dim / 2) over time, height and width, in the real
+        model's proportions (16, 24, 24 of 64); it must sum exactly to head_dim / 2."""
+        half = self.hidden_size // self.num_heads // 2
+        t = half // 4
+        return [t, (half - t) // 2, half - t - (half - t) // 2]
+
     def config(self, tokenizer: PreTrainedTokenizerFast) -> Qwen2VLConfig:
         ids = tokenizer.convert_tokens_to_ids
         text = {
@@ -270,7 +277,7 @@ class TinyQwen2VLSpec(TinyLlamaSpec):
             "rope_parameters": {
                 "rope_type": "default",
                 "rope_theta": 1_000_000.0,
-                "mrope_section": list(self.mrope_section),
+                "mrope_section": list(self.mrope_section or self._mrope_section()),
             },
             "bos_token_id": None,
             "eos_token_id": tokenizer.eos_token_id,
