@@ -160,6 +160,20 @@ class ExampleEncoder:
         }
 
 
+def _same_shape(parts: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Zero-pad every axis but the first to the largest: LLaVA-NeXT's anyres pixel_values are [1, tiles, 3, H, W]
+    with a tile count that depends on the image's shape (the processor pads it within one call, but rows are
+    processed one by one); the model reads each image's real tile count from `image_sizes` and drops the rest."""
+    if len({p.shape[1:] for p in parts}) <= 1:
+        return parts
+    widest = [max(p.shape[d] for p in parts) for d in range(1, parts[0].dim())]
+    out = []
+    for p in parts:
+        pad = [x for d in reversed(range(1, p.dim())) for x in (0, widest[d - 1] - p.shape[d])]
+        out.append(torch.nn.functional.pad(p, pad))
+    return out
+
+
 def pad_batch(rows: list[dict[str, Any]], pad_id: int, side: str = "right") -> dict[str, torch.Tensor | None]:
     """Pad a list of encoded rows; image tensors concatenate over the rows that carry an image, per-token
     inputs (`TOKEN_INPUTS`) pad with 0 on the same side as the ids.
@@ -187,7 +201,7 @@ def pad_batch(rows: list[dict[str, Any]], pad_id: int, side: str = "right") -> d
     for key in IMAGE_INPUTS:
         parts = [r[key] for r in rows if r.get(key) is not None]
         if parts or key == "pixel_values":
-            batch[key] = torch.cat(parts) if parts else None
+            batch[key] = torch.cat(_same_shape(parts)) if parts else None
     for key in TOKEN_INPUTS:
         if any(key in r for r in rows):
             seqs = [r.get(key, [0] * len(r["input_ids"])) for r in rows]
