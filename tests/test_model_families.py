@@ -21,6 +21,7 @@ from clear_lightning.data.batching import EvalCollator
 from clear_lightning.data.encoding import IGNORE_INDEX, ExampleEncoder, image_inputs, pad_batch
 from clear_lightning.data.examples import Example
 from clear_lightning.data.idk import load_idk_answers
+from clear_lightning.evaluation import shared_prefix
 from clear_lightning.evaluation.module import Evaluator
 from clear_lightning.methods import losses
 from clear_lightning.pipeline.compose import assemble
@@ -28,12 +29,14 @@ from clear_lightning.pipeline.compose import assemble
 # the stand-ins and the processor class of their real checkpoints
 PROCESSORS = {
     "tiny_llava": "LlavaProcessor",
+    "tiny_llava_next": "LlavaNextProcessor",
     "tiny_qwen2_vl": "Qwen2VLProcessor",
     "tiny_qwen2_5_vl": "Qwen2_5_VLProcessor",
 }
 FAMILIES = list(PROCESSORS)
-# image shapes of one batch: square, wide, small (Qwen2-VL: 16, 12 and 4 image tokens)
-SIZES = [(32, 32), (64, 24), (20, 20)]
+# image shapes (width, height) of one batch: square, wide, tall; each stand-in but tiny_llava expands them to
+# different token counts (anyres tiling, dynamic resolution)
+SIZES = [(32, 32), (64, 24), (20, 28)]
 QUESTION, ANSWER = "Who is the person in the picture?", "Bafilo Lufilo, a painter from Keravo."
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -140,6 +143,25 @@ def test_mixed_shape_batch_scores_each_row_as_alone(family) -> None:
         alone = torch.cat([nll(collate([item])) for item in items])
     assert together.shape == (2 * len(items),)
     torch.testing.assert_close(together, alone, rtol=1e-4, atol=1e-5)
+
+
+def test_shared_prefix_scores_equal_full_rows_where_supported(family) -> None:
+    """Where the model allows one prefix pass per item (plain 1-D positions: not Qwen2-VL's M-RoPE), its
+    losses on a mixed-shape batch equal the full rows'."""
+    model, enc = family["model"], family["encoder"]
+    if not shared_prefix.supports(model):
+        assert family["cfg"].model.processor_without  # only the Qwen2-VL family falls back, and says so
+        pytest.skip(f"{family['name']}: 3-D M-RoPE positions, full rows only")
+    items = list(enumerate(_rows()))
+    full, shared = EvalCollator(enc)(items), EvalCollator(enc, shared_prefix=True)(items)
+    with torch.no_grad():
+        score = full["score"]
+        out = model(
+            input_ids=score["input_ids"], attention_mask=score["attention_mask"], **image_inputs(score)
+        )
+        expected = losses.sequence_nll(out.logits, score["labels"])
+        got = shared_prefix.sequence_nll(model, shared["score"], shared["row_item"])
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
 
 
 def test_generation_receives_the_image_inputs(family, monkeypatch) -> None:

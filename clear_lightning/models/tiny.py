@@ -1,6 +1,6 @@
 """The embedded default models, built from a config with random init: a genuine transformers LLaVA
 (the multimodal track), a Llama-style causal LM (the text track's stand-in for Llama-2-7B / Mistral-7B), and
-stand-ins for the other families (Qwen2-VL, Qwen2.5-VL), each from the family's own config class and with the
+stand-ins for the other families (LLaVA-NeXT, Qwen2-VL, Qwen2.5-VL), each from the family's own config class and with the
 processor class its real checkpoints use.
 
 Each is created once, saved with `save_pretrained`, and from then on loaded through the same
@@ -22,7 +22,12 @@ from transformers import (
     LlamaForCausalLM,
     LlavaConfig,
     LlavaForConditionalGeneration,
+    LlavaNextConfig,
+    LlavaNextForConditionalGeneration,
+    LlavaNextImageProcessorPil,
+    LlavaNextProcessor,
     LlavaProcessor,
+    MistralConfig,
     PreTrainedTokenizerFast,
     Qwen2_5_VLConfig,
     Qwen2_5_VLForConditionalGeneration,
@@ -101,6 +106,81 @@ def _train_bpe(
     )
     tok.train_from_iterator(texts, trainer=trainer)
     return tok
+
+
+@dataclass(frozen=True)
+class TinyLlavaNextSpec(TinyLlavaSpec):
+    """LLaVA-NeXT (v1.6) from transformers' `LlavaNextConfig`: a CLIP tower, a Mistral decoder (as
+    llava-v1.6-mistral-7b) and `LlavaNextProcessor` + `LlavaNextImageProcessor` (PIL backend).
+
+    Anyres tiling as in the real model: the image is resized to the best-fitting `grid_pinpoints` resolution and
+    cut into image_size tiles, plus one downscaled overview; the processor expands `<image>` into the overview's
+    patch tokens + the unpadded tiles' patch tokens + one newline token per feature row, so the count depends on
+    the image's shape. At the defaults a square image gets a 2x2 grid: 16 + 64 + 8 = 88 image tokens.
+    """
+
+    image_size: int = 16  # one tile; the real model's 336 px
+    patch_size: int = 4
+    grid_pinpoints: tuple[tuple[int, int], ...] = ((16, 32), (32, 16), (32, 32), (16, 48), (48, 16))
+
+    def create(self, texts: Iterable[str], out_dir: Path) -> Path:
+        tokenizer = train_tokenizer(texts, self.vocab_size)
+        size = self.image_size
+        pinpoints = [list(p) for p in self.grid_pinpoints]
+        image_processor = LlavaNextImageProcessorPil(
+            size={"shortest_edge": size},
+            crop_size={"height": size, "width": size},
+            image_grid_pinpoints=pinpoints,
+        )
+        processor = LlavaNextProcessor(
+            image_processor=image_processor,
+            tokenizer=tokenizer,
+            patch_size=self.patch_size,
+            vision_feature_select_strategy="default",
+            num_additional_image_tokens=1,  # CLIP's CLS, dropped by the "default" strategy
+        )
+        vision = CLIPVisionConfig(
+            image_size=size,
+            patch_size=self.patch_size,
+            hidden_size=self.vision_hidden_size,
+            intermediate_size=4 * self.vision_hidden_size,
+            num_hidden_layers=self.vision_layers,
+            num_attention_heads=self.vision_heads,
+            projection_dim=self.vision_hidden_size,
+        )
+        llama = text_config(tokenizer, self)
+        text = MistralConfig(**{k: getattr(llama, k) for k in _DECODER_FIELDS}, sliding_window=None)
+        config = LlavaNextConfig(
+            vision_config=vision,
+            text_config=text,
+            image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
+            image_grid_pinpoints=pinpoints,
+            image_seq_length=(size // self.patch_size) ** 2,
+            vision_feature_layer=-1,
+            vision_feature_select_strategy="default",
+        )
+        model = LlavaNextForConditionalGeneration(config)
+        _set_generation_ids(model, tokenizer)
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        model.save_pretrained(out_dir)
+        processor.save_pretrained(out_dir)
+        return out_dir
+
+
+_DECODER_FIELDS = (
+    "vocab_size",
+    "hidden_size",
+    "intermediate_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "max_position_embeddings",
+    "pad_token_id",
+    "bos_token_id",
+    "eos_token_id",
+    "tie_word_embeddings",
+)
 
 
 def train_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenizerFast:
