@@ -17,6 +17,7 @@ import pytest
 import torch
 from PIL import Image
 
+from clear_lightning.config import CONFIG_DIR, options
 from clear_lightning.data.batching import EvalCollator
 from clear_lightning.data.encoding import IGNORE_INDEX, ExampleEncoder, image_inputs, pad_batch
 from clear_lightning.data.examples import Example
@@ -204,6 +205,28 @@ def test_lora_reaches_only_the_configured_modules(family) -> None:
     assert {re.sub(r"^base_model\.model\.", "", n) for n in wrapped} == linear  # and every configured one
     trainable = {n for n, q in method.model.named_parameters() if q.requires_grad}
     assert trainable and all("lora_" in n for n in trainable)
+
+
+def test_fsdp_units_are_the_models_repeated_blocks(family) -> None:
+    from clear_lightning.models.sharding import decoder_layer_classes
+
+    units = decoder_layer_classes(family["cfg"].model.fsdp_units)
+    assert units <= {type(m) for m in family["model"].modules()}  # each names a block this model has
+    assert type(family["model"].get_decoder().layers[0]) in units
+
+
+@pytest.mark.parametrize("name", options("model"))
+def test_every_model_yaml_names_importable_fsdp_units(name: str) -> None:
+    from hydra import compose, initialize_config_dir
+
+    from clear_lightning.models.sharding import decoder_layer_classes
+
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=[f"model={name}", "trainer=fsdp"])
+    units = decoder_layer_classes(cfg.model.fsdp_units)
+    assert units and all(c.__name__.endswith(("DecoderLayer", "EncoderLayer", "Block")) for c in units)
+    policy = cfg.trainer.strategy.auto_wrap_policy
+    assert list(policy.names) == list(cfg.model.fsdp_units)
 
 
 def test_processor_is_saved_as_the_real_class_without_video(family) -> None:
