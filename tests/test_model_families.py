@@ -242,6 +242,8 @@ def test_processor_is_saved_as_the_real_class_without_video(family) -> None:
     assert saved["processor_class"] == PROCESSORS[family["name"]]  # what AutoProcessor loads with torchvision
     with pytest.raises(ClearConfigError, match="no sub-processor"):
         processor_without(type(processor), ["audio_processor"])
+    with pytest.raises(ClearConfigError, match="only trailing"):  # would shift the parent's positional hand-on
+        processor_without(type(processor), ["image_processor"])
 
 
 @pytest.mark.slow

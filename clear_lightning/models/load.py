@@ -130,14 +130,23 @@ def processor_without(processor_class: type, parts: Sequence[str]) -> type:
     (`from_pretrained`) and when it checks them; Qwen2-VL's video processor needs torchvision, which this CPU
     stack cannot import (docs: README "Models"). The subclass's signature lacks `parts`, so they are neither
     loaded nor checked and the parent receives None for them; `save_pretrained` writes the parent's name, so a
-    checkpoint saved this way loads with the full processor where torchvision exists.
+    checkpoint saved this way loads with the full processor where torchvision exists. The parent hands its
+    sub-processors on positionally, so only trailing ones can be left out (Qwen2-VL's order: image processor,
+    tokenizer, video processor); others are refused.
     """
     params = inspect.signature(processor_class.__init__).parameters
-    missing = [p for p in parts if p not in params]
+    attributes = processor_class.get_attributes()
+    missing = [p for p in parts if p not in attributes]
     if missing:
         raise ClearConfigError(
             f"{processor_class.__name__} has no sub-processor {missing[0]}",
-            f"model.processor_without may name only {[p for p in params if p.endswith(('_processor', 'tokenizer'))]}",
+            f"model.processor_without may name only {attributes}",
+        )
+    kept = [a for a in attributes if a not in parts]
+    if attributes[: len(kept)] != kept:
+        raise ClearConfigError(
+            f"{processor_class.__name__}: only trailing sub-processors of {attributes} can be left out, not {parts}",
+            "set model.processor_without=[] (or install torchvision for the full processor)",
         )
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
@@ -163,6 +172,11 @@ def load_processor(
     if not without:
         return AutoProcessor.from_pretrained(path, revision=revision)
     model_type = AutoConfig.from_pretrained(path, revision=revision).model_type
+    if model_type not in PROCESSOR_MAPPING_NAMES:
+        raise ClearConfigError(
+            f"model.processor_without is set, but transformers has no processor class for '{model_type}' ({path})",
+            "set model.processor_without=[] to load the checkpoint's processor with AutoProcessor",
+        )
     processor_class = getattr(transformers, PROCESSOR_MAPPING_NAMES[model_type])
     return processor_without(processor_class, without).from_pretrained(path, revision=revision)
 
