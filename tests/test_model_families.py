@@ -207,6 +207,14 @@ def test_lora_reaches_only_the_configured_modules(family) -> None:
     assert trainable and all("lora_" in n for n in trainable)
 
 
+def test_finetune_targets_are_every_linear_layer_but_lm_head(family) -> None:
+    """The fine-tunes (original, gold) train the language model, the projector/merger and the vision tower."""
+    pattern = re.compile(family["cfg"].model.finetune_targets)
+    linear = {n for n, m in family["model"].named_modules() if isinstance(m, torch.nn.Linear)}
+    assert {n for n in linear if pattern.fullmatch(n)} == linear - {"lm_head"}
+    assert any("vision" in n or "visual" in n for n in linear)
+
+
 def test_fsdp_units_are_the_models_repeated_blocks(family) -> None:
     from clear_lightning.models.sharding import decoder_layer_classes
 
@@ -242,7 +250,9 @@ def test_processor_is_saved_as_the_real_class_without_video(family) -> None:
     assert saved["processor_class"] == PROCESSORS[family["name"]]  # what AutoProcessor loads with torchvision
     with pytest.raises(ClearConfigError, match="no sub-processor"):
         processor_without(type(processor), ["audio_processor"])
-    with pytest.raises(ClearConfigError, match="only trailing"):  # would shift the parent's positional hand-on
+    with pytest.raises(
+        ClearConfigError, match="only trailing"
+    ):  # would shift the parent's positional hand-on
         processor_without(type(processor), ["image_processor"])
 
 
