@@ -97,12 +97,26 @@ def _model_cfg(name: str):
         return compose("config", overrides=[f"model={name}"]).model
 
 
-@pytest.mark.parametrize("name", ["llava_1_5_7b", "llama2_7b", "mistral_7b", "qwen2_vl_2b"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "llava_1_5_7b",
+        "llama2_7b",
+        "mistral_7b",
+        "qwen2_vl_2b",
+        "qwen2_vl_7b",
+        "qwen2_5_vl_3b",
+        "qwen2_5_vl_7b",
+        "llava_v1_6_mistral_7b",
+    ],
+)
 def test_7b_yamls_hook_the_authors_layer_7(name: str) -> None:
     assert _model_cfg(name).rmu_layer == 7  # = their model.layers[7] (inherited from conf/model/_base.yaml)
 
 
-@pytest.mark.parametrize("name", ["tiny_llava", "tiny_llama"])
+@pytest.mark.parametrize(
+    "name", ["tiny_llava", "tiny_llama", "tiny_llava_next", "tiny_qwen2_vl", "tiny_qwen2_5_vl"]
+)
 def test_tiny_yamls_keep_their_layer(name: str) -> None:
     cfg = _model_cfg(name)
     assert cfg.rmu_layer == 0  # the output of layers[0], hidden_states[1], as before the 0-based convention

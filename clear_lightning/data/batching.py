@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from .encoding import IGNORE_INDEX, ExampleEncoder, pad_batch
+from .encoding import IGNORE_INDEX, TOKEN_INPUTS, ExampleEncoder, pad_batch
 from .examples import Example, with_answer
 
 
@@ -193,7 +193,13 @@ def shared_prefix_layout(rows_by_item: list[list[dict[str, Any]]], pad_id: int) 
     for rows in rows_by_item:
         n = _common_prefix(rows)
         head = {k: v for k, v in rows[0].items() if k != "labels"}
-        prefixes.append({**head, "input_ids": rows[0]["input_ids"][:n]})
+        prefixes.append(
+            {
+                **head,
+                **{k: head[k][:n] for k in TOKEN_INPUTS if k in head},
+                "input_ids": head["input_ids"][:n],
+            }
+        )
         lengths.append(n)
         conts += [{"input_ids": r["input_ids"][n:], "labels": r["labels"][n:]} for r in rows]
     return {

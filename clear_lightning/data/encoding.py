@@ -13,11 +13,15 @@ IGNORE_INDEX = -100
 # The processor outputs that describe images: LLaVA gives pixel_values [n_images, 3, H, W]; Qwen2-VL gives
 # flattened patches [n_patches, d] plus image_grid_thw [n_images, 3]. Both concatenate along dim 0.
 IMAGE_INPUTS = ("pixel_values", "image_grid_thw", "image_sizes")
+# Processor outputs with one entry per token, padded like input_ids and 0 over the answer: Qwen2-VL's (and
+# Gemma-3's) `mm_token_type_ids` (0 text, 1 image, 2 video), from which the model builds its M-RoPE positions.
+TOKEN_INPUTS = ("mm_token_type_ids",)
 
 
 def image_inputs(batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-    """The image tensors of a batch, to pass to the model as keyword arguments (none for text rows)."""
-    return {k: batch[k] for k in IMAGE_INPUTS if batch.get(k) is not None}
+    """The image tensors (and per-token modality ids) of a batch, to pass to the model as keyword arguments
+    (none for text rows)."""
+    return {k: batch[k] for k in IMAGE_INPUTS + TOKEN_INPUTS if batch.get(k) is not None}
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,7 @@ class ExampleEncoder:
         else:
             enc = self.processor(text=[text]) if self.supports_images else self.tokenizer([text])
             out = {"input_ids": list(enc["input_ids"][0]), "pixel_values": None}
+        out.update({k: [int(t) for t in enc[k][0]] for k in TOKEN_INPUTS if k in enc})
         if self._cache is not None:
             self._cache[example.id] = out
         return out
@@ -149,15 +154,32 @@ class ExampleEncoder:
         target = ids + self._eos()
         return {
             **prompt,
+            **{k: prompt[k][: len(prompt_ids)] + [0] * len(target) for k in TOKEN_INPUTS if k in prompt},
             "input_ids": prompt_ids + target,
             "labels": [IGNORE_INDEX] * (len(prompt_ids) + unsupervised) + target[unsupervised:],
         }
 
 
-def pad_batch(rows: list[dict[str, Any]], pad_id: int, side: str = "right") -> dict[str, torch.Tensor | None]:
-    """Pad a list of encoded rows; image tensors concatenate over the rows that carry an image.
+def _same_shape(parts: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Zero-pad every axis but the first to the largest: LLaVA-NeXT's anyres pixel_values are [1, tiles, 3, H, W]
+    with a tile count that depends on the image's shape (the processor pads it within one call, but rows are
+    processed one by one); the model reads each image's real tile count from `image_sizes` and drops the rest."""
+    if len({p.shape[1:] for p in parts}) <= 1:
+        return parts
+    widest = [max(p.shape[d] for p in parts) for d in range(1, parts[0].dim())]
+    out = []
+    for p in parts:
+        pad = [x for d in reversed(range(1, p.dim())) for x in (0, widest[d - 1] - p.shape[d])]
+        out.append(torch.nn.functional.pad(p, pad))
+    return out
 
-    LLaVA (and Qwen2-VL) scatter image features by image-token count, so text rows need no dummy image.
+
+def pad_batch(rows: list[dict[str, Any]], pad_id: int, side: str = "right") -> dict[str, torch.Tensor | None]:
+    """Pad a list of encoded rows; image tensors concatenate over the rows that carry an image, per-token
+    inputs (`TOKEN_INPUTS`) pad with 0 on the same side as the ids.
+
+    LLaVA (and Qwen2-VL) scatter image features by image-token count, so text rows need no dummy image, and
+    rows whose images expand to different token counts (dynamic resolution, anyres) pad like any other rows.
     """
     longest = max(len(r["input_ids"]) for r in rows)
     ids, mask, labels = [], [], []
@@ -179,7 +201,15 @@ def pad_batch(rows: list[dict[str, Any]], pad_id: int, side: str = "right") -> d
     for key in IMAGE_INPUTS:
         parts = [r[key] for r in rows if r.get(key) is not None]
         if parts or key == "pixel_values":
-            batch[key] = torch.cat(parts) if parts else None
+            batch[key] = torch.cat(_same_shape(parts)) if parts else None
+    for key in TOKEN_INPUTS:
+        if any(key in r for r in rows):
+            seqs = [r.get(key, [0] * len(r["input_ids"])) for r in rows]
+            padded = [
+                s + [0] * (longest - len(s)) if side == "right" else [0] * (longest - len(s)) + s
+                for s in seqs
+            ]
+            batch[key] = torch.tensor(padded, dtype=torch.long)
     if any("labels" in r for r in rows):
         batch["labels"] = torch.tensor(labels, dtype=torch.long)
     return batch

@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import inspect
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor, AutoTokenizer
+import transformers
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoModelForImageTextToText,
+    AutoProcessor,
+    AutoTokenizer,
+)
+from transformers.models.auto.processing_auto import PROCESSOR_MAPPING_NAMES
 
 from ..errors import ClearConfigError
 
@@ -113,14 +123,62 @@ def _keep_4bit_trainable_on_cpu(model: torch.nn.Module) -> None:
             module.support_avx512bf16_for_cpu = False
 
 
-def load_processor(path: str, model_class: str = "image_text_to_text", revision: str | None = None) -> Any:
-    """The model's processor (LLaVA) or tokenizer (text-only LLMs)."""
+def processor_without(processor_class: type, parts: Sequence[str]) -> type:
+    """`processor_class` without the sub-processors `parts` (e.g. `video_processor`), under the same name.
+
+    transformers finds a processor's sub-processors from its `__init__` signature, both when it loads them
+    (`from_pretrained`) and when it checks them; Qwen2-VL's video processor needs torchvision, which this CPU
+    stack cannot import (docs: README "Models"). The subclass's signature lacks `parts`, so they are neither
+    loaded nor checked and the parent receives None for them; `save_pretrained` writes the parent's name, so a
+    checkpoint saved this way loads with the full processor where torchvision exists. The parent hands its
+    sub-processors on positionally, so only trailing ones can be left out (Qwen2-VL's order: image processor,
+    tokenizer, video processor); others are refused.
+    """
+    params = inspect.signature(processor_class.__init__).parameters
+    attributes = processor_class.get_attributes()
+    missing = [p for p in parts if p not in attributes]
+    if missing:
+        raise ClearConfigError(
+            f"{processor_class.__name__} has no sub-processor {missing[0]}",
+            f"model.processor_without may name only {attributes}",
+        )
+    kept = [a for a in attributes if a not in parts]
+    if attributes[: len(kept)] != kept:
+        raise ClearConfigError(
+            f"{processor_class.__name__}: only trailing sub-processors of {attributes} can be left out, not {parts}",
+            "set model.processor_without=[] (or install torchvision for the full processor)",
+        )
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        processor_class.__init__(self, *args, **kwargs)
+
+    __init__.__signature__ = inspect.Signature([p for n, p in params.items() if n not in parts])  # type: ignore[attr-defined]
+    return type(processor_class.__name__, (processor_class,), {"__init__": __init__, "__module__": __name__})
+
+
+def load_processor(
+    path: str,
+    model_class: str = "image_text_to_text",
+    revision: str | None = None,
+    without: Sequence[str] = (),
+) -> Any:
+    """The model's processor (LLaVA, Qwen2-VL) or tokenizer (text-only LLMs); `without` names sub-processors
+    to leave out (`processor_without`), the processor class then being the one AutoProcessor would pick."""
     if model_class == "causal_lm":
         tok = AutoTokenizer.from_pretrained(path, revision=revision)
         if tok.pad_token is None:
             tok.pad_token = tok.unk_token or tok.eos_token
         return tok
-    return AutoProcessor.from_pretrained(path, revision=revision)
+    if not without:
+        return AutoProcessor.from_pretrained(path, revision=revision)
+    model_type = AutoConfig.from_pretrained(path, revision=revision).model_type
+    if model_type not in PROCESSOR_MAPPING_NAMES:
+        raise ClearConfigError(
+            f"model.processor_without is set, but transformers has no processor class for '{model_type}' ({path})",
+            "set model.processor_without=[] to load the checkpoint's processor with AutoProcessor",
+        )
+    processor_class = getattr(transformers, PROCESSOR_MAPPING_NAMES[model_type])
+    return processor_without(processor_class, without).from_pretrained(path, revision=revision)
 
 
 class ModelLoader:
@@ -129,7 +187,8 @@ class ModelLoader:
 
     `quantization` (QLoRA) applies to unlearning and evaluation; the upstream fine-tunes pass `quantized=False`
     and train in `dtype`, as in the paper. The configured checkpoint's `revision` is pinned; other paths
-    (our own artifacts) have none.
+    (our own artifacts) have none. `processor_without` lists sub-processors the processor is built without
+    (Qwen2-VL's `video_processor`: it needs torchvision; this benchmark has no videos).
     """
 
     def __init__(
@@ -142,6 +201,7 @@ class ModelLoader:
         quantization: str | None = None,
         attn_implementation: str | None = None,
         gradient_checkpointing: bool = False,
+        processor_without: Sequence[str] = (),
     ):
         if model_class not in _CLASSES:
             raise ClearConfigError(
@@ -154,6 +214,7 @@ class ModelLoader:
         self.name, self.model_class, self.dtype = name, model_class, dtype
         self.path, self.revision, self.quantization = path, revision, quantization
         self.attn_implementation, self.gradient_checkpointing = attn_implementation, gradient_checkpointing
+        self.processor_without = tuple(processor_without or ())
         self.loaded: dict[str, dict[str, str]] = {}
 
     @property
@@ -185,4 +246,4 @@ class ModelLoader:
         )
         if Path(str(path)).is_dir():
             self.loaded[str(path)] = file_digests(Path(str(path)))
-        return model, load_processor(str(path), self.model_class, revision)
+        return model, load_processor(str(path), self.model_class, revision, self.processor_without)
