@@ -101,7 +101,7 @@ def run_eval(make_cfg, tmp_path, monkeypatch):
             raise ClearConfigError(f"no stored evaluation of the {label} model", "run it first")
 
         _stored_models(monkeypatch, tmp_path, stored)
-        monkeypatch.setattr(stages, "_load_checkpoint", lambda p, path: (None, None))
+        monkeypatch.setattr(stages, "load_checkpoint", lambda p, path: (None, None))
         monkeypatch.setattr(stages, "evaluate", lambda p, model_, processor: (model, {}))
         result = run(cfg)
         on_disk = json.loads((Path(cfg.run_dir) / "summary.json").read_text())
