@@ -43,7 +43,7 @@ import torch
 
 from ..data.examples import Example
 from ..metrics.bootstrap import bootstrap
-from ..metrics.diagnostics import gap_closed_summary
+from ..metrics.diagnostics import gap_closed_summary, set_names
 from ..metrics.summary import SET_COMPONENTS, set_group, summarize
 
 LABELS = ("unlearned", "gold", "original")
@@ -117,12 +117,7 @@ def residuals(unlearned: Mapping[str, Any], gold: Mapping[str, Any]) -> dict[str
     The headline is the mean component residual, not the forget metric's: the forget metric is a harmonic mean,
     so one zero component of gold (a face it never names) sets gold's to 0 and the residual to the unlearned
     model's own score; the component mean keeps every set's evidence."""
-    cells = [
-        f"{name}/{c}"
-        for name in sorted({k.split("/")[0] for k in unlearned if "/" in k})
-        if _group(name) == "forget"
-        for c in SET_COMPONENTS
-    ]
+    cells = [f"{name}/{c}" for name in set_names(unlearned, ("forget",)) for c in SET_COMPONENTS]
     out: dict[str, float | None] = {}
     for key in ["forget_metric", "retain_metric", *cells]:
         u, g = unlearned.get(key), gold.get(key)
@@ -135,15 +130,8 @@ def residuals(unlearned: Mapping[str, Any], gold: Mapping[str, Any]) -> dict[str
 def forget_mean(summary: Mapping[str, Any]) -> float | None:
     """Mean of every forget set's (ROUGE-L, probability, truth ratio): a forget score no zero component can
     pin to 0 (the harmonic-mean forget metric can), so it is the one the robustness figures draw."""
-    values = [
-        float(v)
-        for k, v in summary.items()
-        if "/" in k
-        and k.split("/")[1] in SET_COMPONENTS
-        and k.count("/") == 1
-        and _group(k.split("/")[0]) == "forget"
-        and v is not None
-    ]
+    cells = (summary.get(f"{name}/{c}") for name in set_names(summary, ("forget",)) for c in SET_COMPONENTS)
+    values = [float(v) for v in cells if v is not None]
     return sum(values) / len(values) if values else None
 
 
@@ -151,15 +139,9 @@ def _with_forget_mean(summary: dict[str, Any]) -> dict[str, Any]:
     return {**summary, "forget_mean": forget_mean(summary)}
 
 
-def _group(name: str) -> str | None:
-    try:
-        return set_group(name)
-    except ValueError:
-        return None
-
-
 def _stratum(name: str) -> str:
-    return _group(name.rsplit(":", 1)[-1]) or "other"
+    """Bootstrap stratum of a (`gold:`-prefixed) evaluation set: its group."""
+    return set_group(name.rsplit(":", 1)[-1])
 
 
 def variant_intervals(ctx: AttackContext, by_label: Mapping[str, Records]) -> dict[str, list[float]]:

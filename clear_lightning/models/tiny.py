@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
@@ -69,11 +70,7 @@ class TinyLlamaSpec:
         tokenizer = train_tokenizer(texts, self.vocab_size)
         model = LlamaForCausalLM(text_config(tokenizer, self))
         _set_generation_ids(model, tokenizer)
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        model.save_pretrained(out_dir)
-        tokenizer.save_pretrained(out_dir)
-        return out_dir
+        return _save(out_dir, model, tokenizer)
 
 
 @dataclass(frozen=True)
@@ -139,15 +136,7 @@ class TinyLlavaNextSpec(TinyLlavaSpec):
             vision_feature_select_strategy="default",
             num_additional_image_tokens=1,  # CLIP's CLS, dropped by the "default" strategy
         )
-        vision = CLIPVisionConfig(
-            image_size=size,
-            patch_size=self.patch_size,
-            hidden_size=self.vision_hidden_size,
-            intermediate_size=4 * self.vision_hidden_size,
-            num_hidden_layers=self.vision_layers,
-            num_attention_heads=self.vision_heads,
-            projection_dim=self.vision_hidden_size,
-        )
+        vision = clip_vision_config(self)
         llama = text_config(tokenizer, self)
         text = MistralConfig(**{k: getattr(llama, k) for k in _DECODER_FIELDS}, sliding_window=None)
         config = LlavaNextConfig(
@@ -161,11 +150,7 @@ class TinyLlavaNextSpec(TinyLlavaSpec):
         )
         model = LlavaNextForConditionalGeneration(config)
         _set_generation_ids(model, tokenizer)
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        model.save_pretrained(out_dir)
-        processor.save_pretrained(out_dir)
-        return out_dir
+        return _save(out_dir, model, processor)
 
 
 _DECODER_FIELDS = (
@@ -215,9 +200,9 @@ def build_processor(tokenizer: PreTrainedTokenizerFast, spec: TinyLlavaSpec) -> 
     )
 
 
-def build_model(tokenizer: PreTrainedTokenizerFast, spec: TinyLlavaSpec) -> LlavaForConditionalGeneration:
-    """CLIP-style vision tower + projector + Llama-style decoder, randomly initialised."""
-    vision = CLIPVisionConfig(
+def clip_vision_config(spec: TinyLlavaSpec) -> CLIPVisionConfig:
+    """The CLIP-style vision tower of the LLaVA-family stand-ins (one tile of `image_size` px)."""
+    return CLIPVisionConfig(
         image_size=spec.image_size,
         patch_size=spec.patch_size,
         hidden_size=spec.vision_hidden_size,
@@ -226,6 +211,11 @@ def build_model(tokenizer: PreTrainedTokenizerFast, spec: TinyLlavaSpec) -> Llav
         num_attention_heads=spec.vision_heads,
         projection_dim=spec.vision_hidden_size,
     )
+
+
+def build_model(tokenizer: PreTrainedTokenizerFast, spec: TinyLlavaSpec) -> LlavaForConditionalGeneration:
+    """CLIP-style vision tower + projector + Llama-style decoder, randomly initialised."""
+    vision = clip_vision_config(spec)
     text = text_config(tokenizer, spec)
     config = LlavaConfig(
         vision_config=vision,
@@ -258,6 +248,15 @@ def text_config(tokenizer: PreTrainedTokenizerFast, spec: TinyLlamaSpec) -> Llam
     )
 
 
+def _save(out_dir: Path, model: torch.nn.Module, processor: Any) -> Path:
+    """Save a stand-in as an HF checkpoint (weights + tokenizer or processor), loaded later by `from_pretrained`."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir)
+    processor.save_pretrained(out_dir)
+    return out_dir
+
+
 def _set_generation_ids(model: torch.nn.Module, tokenizer: PreTrainedTokenizerFast) -> None:
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
@@ -269,11 +268,7 @@ def create_tiny_llava(spec: TinyLlavaSpec, texts: Iterable[str], out_dir: Path) 
     tokenizer = train_tokenizer(texts, spec.vocab_size)
     processor = build_processor(tokenizer, spec)
     model = build_model(tokenizer, spec)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out_dir)
-    processor.save_pretrained(out_dir)
-    return out_dir
+    return _save(out_dir, model, processor)
 
 
 @dataclass(frozen=True)
@@ -307,11 +302,7 @@ class TinyQwen2VLSpec(TinyLlamaSpec):
         processor = self.processor(tokenizer)
         model = self.model_class(self.config(tokenizer))
         _set_generation_ids(model, tokenizer)
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        model.save_pretrained(out_dir)
-        processor.save_pretrained(out_dir)
-        return out_dir
+        return _save(out_dir, model, processor)
 
     def processor(self, tokenizer: PreTrainedTokenizerFast) -> Qwen2VLProcessor:
         image_processor = Qwen2VLImageProcessorPil(
