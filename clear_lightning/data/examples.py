@@ -35,7 +35,7 @@ class Example:
 
     id: str
     set: str
-    kind: str  # qa | caption | face_name | multiple_choice
+    kind: str  # qa | caption | face_name | face_qa | multiple_choice
     question: str
     answer: str
     image: Any = None  # PIL image or None for text rows
@@ -218,6 +218,10 @@ def eval_examples(
             f"use one of {', '.join(REAL_WORLD_COLUMNS)}",
         )
     spec = _eval_set(set_name)
+    if spec.kind == "face_qa":  # composed from a QA config and an image config (the module imports this one)
+        from .face_qa import face_qa_examples
+
+        return face_qa_examples(source, spec, split)
     if spec.group == "holdout":
         rows = _holdout_rows(source, spec, split)
     else:

@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from statistics import fmean
 from typing import Any
 
-from clear_lightning.contract import EVAL_SET_TABLE, counterpart
+from clear_lightning.contract import EVAL_SET_TABLE, counterpart, is_aggregated
 from clear_lightning.metrics.summary import SET_COMPONENTS, set_group
 
 # Aggregate key -> the set groups whose components it takes the harmonic mean of (as summary.summarize does).
@@ -75,7 +75,7 @@ def set_names(summary: Mapping[str, Any], groups: Sequence[str] | None = None) -
 def _components(summary: Mapping[str, Any], aggregate: str) -> list[tuple[str, str, float]]:
     """(set, component, value) of every component the aggregate's harmonic mean is taken over, in a fixed order."""
     out = []
-    for name in set_names(summary, AGGREGATES[aggregate]):
+    for name in (n for n in set_names(summary, AGGREGATES[aggregate]) if is_aggregated(n)):
         for component in SET_COMPONENTS:
             value = summary.get(f"{name}/{component}")
             if value is not None:
@@ -201,7 +201,8 @@ def gap_closed_summary(
 
     Keys: `gap_closed/<forget_set>/<component>` for each forget set of `summary` and each of SET_COMPONENTS
     (None where there is no gap, see `gap_closed`), `gap_closed/<forget_set>` = mean of that set's defined cells,
-    `gap_closed` = mean over all defined cells (None when no cell is defined). Raises ValueError when the original
+    `gap_closed` = mean over all defined cells of the aggregated sets, probe sets left out (None when no cell is
+    defined). Raises ValueError when the original
     or gold summary lacks a forget set of the model's: they would not be comparable evaluations.
     """
     out: dict[str, float | None] = {}
@@ -220,7 +221,8 @@ def gap_closed_summary(
             if value is not None:
                 cells.append(value)
         out[f"gap_closed/{name}"] = fmean(cells) if cells else None
-        defined.extend(cells)
+        if is_aggregated(name):  # a probe set has its own gap closed, outside the overall one
+            defined.extend(cells)
     out["gap_closed"] = fmean(defined) if defined else None
     return out
 

@@ -12,7 +12,7 @@ from scipy.stats import ks_2samp
 
 TruthRatioMean = Literal["arithmetic", "geometric"]
 
-PLAIN_PROBABILITY_KINDS = frozenset({"qa", "caption"})
+PLAIN_PROBABILITY_KINDS = frozenset({"qa", "caption", "face_qa"})  # open answers (face_qa: a QA answer)
 MULTIPLE_CHOICE_KINDS = frozenset({"face_name", "multiple_choice"})
 
 # ln of the smallest positive double: what log forget quality reports when the KS p-value underflows to 0.

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from statistics import fmean
 from typing import Any
 
-from clear_lightning.contract import AGGREGATE_GROUPS, eval_set
+from clear_lightning.contract import AGGREGATE_GROUPS, eval_set, is_aggregated
 from clear_lightning.metrics.functional import (
     forget_quality,
     harmonic_mean,
@@ -58,7 +58,12 @@ def summarize_set(records: Sequence[Mapping[str, Any]], name: str = "<unnamed>")
 
 def _group_metric(per_set: Mapping[str, Mapping[str, Any]], groups: Sequence[str]) -> float | None:
     """Harmonic mean of every (ROUGE-L, probability, TR) of the sets in the groups; None if there is none."""
-    values = [s[c] for name, s in per_set.items() if set_group(name) in groups for c in SET_COMPONENTS]
+    values = [
+        s[c]
+        for name, s in per_set.items()
+        if set_group(name) in groups and is_aggregated(name)  # probe sets stay out (contract.EvalSet)
+        for c in SET_COMPONENTS
+    ]
     # benchmark.md §6 Real/Retain/Forget metric: harmonic mean of ROUGE-L, Probability, TR over the group's sets
     return harmonic_mean(values) if values else None
 
@@ -67,8 +72,13 @@ def forget_truth_ratios(
     records_by_set: Mapping[str, Sequence[Mapping[str, Any]]],
     gold_records_by_set: Mapping[str, Sequence[Mapping[str, Any]]],
 ) -> tuple[list[float], list[float]]:
-    """Raw R of the forget sets that both the model and gold were evaluated on, in set-name order."""
-    common = sorted(n for n in records_by_set if set_group(n) == "forget" and gold_records_by_set.get(n))
+    """Raw R of the (aggregated) forget sets that both the model and gold were evaluated on, in set-name order:
+    the pooled forget quality, which the probe sets stay out of (each still gets its own per-set one)."""
+    common = sorted(
+        n
+        for n in records_by_set
+        if set_group(n) == "forget" and is_aggregated(n) and gold_records_by_set.get(n)
+    )
     model = [r for n in common for r in raw_truth_ratios(records_by_set[n])]
     gold = [r for n in common for r in raw_truth_ratios(gold_records_by_set[n])]
     return model, gold

@@ -142,6 +142,7 @@ class Pipeline:
 
     def data(self, encoder: ExampleEncoder | None, **kwargs: Any) -> CLEARDataModule:
         """This run's data module over `encoder` (None: only the rows, no encoding)."""
+        kwargs.setdefault("eval_sets", self.settings.eval_sets)  # eval.sets + eval.probes
         return self.datamodule(
             source=self.source,
             encoder=encoder,

@@ -79,6 +79,7 @@ def settings(cfg: DictConfig) -> Settings:
             f"threads={threads} is not a thread count", "use threads=1 (or null for torch's default)"
         )
     m, ev, optim = cfg.model, cfg.eval, cfg.optim
+    eval_sets = tuple(dict.fromkeys([*ev.sets, *(ev.get("probes") or ())]))  # the probes after the sets
     build_missing = cfg.build_missing
     builds_locally = m.get("build") is not None
     return Settings(
@@ -95,9 +96,16 @@ def settings(cfg: DictConfig) -> Settings:
         build_missing=builds_locally if build_missing == "auto" else bool(build_missing),
         parallel_builds=_parallel_builds(cfg),
         metric_mode=cfg.metric_mode,
-        eval_sets=tuple(ev.sets),
+        eval_sets=eval_sets,
         # the layout of scoring moves numbers by float rounding only: stored evaluations stay valid
-        eval_key={k: v for k, v in plain(ev).items() if k not in ("checkpoint", "gold", "shared_prefix")},
+        eval_key={
+            **{
+                k: v
+                for k, v in plain(ev).items()
+                if k not in ("checkpoint", "gold", "shared_prefix", "probes")
+            },
+            "sets": list(eval_sets),
+        },
         shared_prefix=bool(ev.get("shared_prefix", True)),
         truth_ratio_mean=ev.truth_ratio_mean,
         max_items=ev.max_items,

@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader
 
 from ..artifacts import digest, is_main_process
 from ..attacks.base import LABELS, Attack, AttackContext, Records, Subject, score_variants
+from ..contract import is_aggregated
 from ..data.batching import EncodedDataset, GroupedBatchSampler, RowCollator
 from ..errors import ClearConfigError
 from ..evaluation.records import read_records, write_records
@@ -57,8 +58,11 @@ def subjects(p: Pipeline, run_dir: Path, refs: References) -> dict[str, Subject]
 
 
 def _sets(p: Pipeline, group: str) -> tuple[str, ...]:
+    """The group's evaluated sets the attacks score: the aggregated ones (the probe sets are not attacked)."""
     skipped = p.data(encoder=None).skipped_sets
-    return tuple(n for n in p.settings.eval_sets if set_group(n) == group and n not in skipped)
+    return tuple(
+        n for n in p.settings.eval_sets if set_group(n) == group and is_aggregated(n) and n not in skipped
+    )
 
 
 def context(p: Pipeline, original: Subject) -> AttackContext:

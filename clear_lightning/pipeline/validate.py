@@ -11,6 +11,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from ..contract import EVAL_SETS, PROBE_SETS
 from ..errors import ClearConfigError
 
 # key → (lowest allowed value, whether the lowest is allowed): positive counts, positive rates, non-negative weights
@@ -130,7 +131,24 @@ def check_paths(cfg: DictConfig) -> None:
             )
 
 
+def check_sets(cfg: DictConfig) -> None:
+    """eval.sets and eval.probes name known sets, and the probes are probe sets (they stay out of aggregates)."""
+    for key in ("sets", "probes"):
+        for name in cfg.eval.get(key) or ():
+            if name not in EVAL_SETS:
+                raise ClearConfigError(
+                    f"eval.{key} names '{name}', which is no evaluation set",
+                    f"use evaluation sets from {', '.join(EVAL_SETS)}",
+                )
+            if key == "probes" and name not in PROBE_SETS:
+                raise ClearConfigError(
+                    f"eval.probes names '{name}', which is not a probe set (it enters the aggregates)",
+                    f"list it in eval.sets; eval.probes takes {', '.join(PROBE_SETS)}",
+                )
+
+
 def check(cfg: DictConfig) -> None:
     """All of the above; called by `compose.assemble` before any object is built."""
     check_numbers(cfg)
     check_paths(cfg)
+    check_sets(cfg)
