@@ -85,6 +85,7 @@ class CLEARDataModule(L.LightningDataModule):
         text_only: bool = False,
         real_world_column: str = "prompt",
         item_transform: Callable[[str, list[Example]], list[Example]] | None = None,
+        forget_done: str | None = None,
     ):
         super().__init__()
         if train_on is not None and train_on not in TRAIN_SETS:
@@ -117,6 +118,8 @@ class CLEARDataModule(L.LightningDataModule):
         )
         self.text_only, self.real_world_column = text_only, real_world_column
         self.item_transform = item_transform  # robustness attacks: (set, items) -> the items to score
+        # sequential requests: the cumulative split earlier requests unlearned; its rows leave the forget stream
+        self.forget_done = forget_done
         self._eval: dict[str, list[Example]] | None = None
         self._skipped: dict[str, str] | None = None
 
@@ -132,9 +135,17 @@ class CLEARDataModule(L.LightningDataModule):
             self.source, with_tofu(self.split), self.prompt_seed, "forget", self.image_tasks
         )
         rows = [r for r in rows if r.modality in self.modalities]
+        if self.forget_done is not None:  # the splits are nested: drop the rows an earlier request unlearned
+            done = training_examples(
+                self.source, with_tofu(self.forget_done), self.prompt_seed, "forget", self.image_tasks
+            )
+            seen = {_content(r) for r in done}
+            rows = [r for r in rows if _content(r) not in seen]
         if not rows:
             raise ClearConfigError(
-                f"the forget set of split={self.split} with modalities {list(self.modalities)} has no rows",
+                f"the forget set of split={self.split} with modalities {list(self.modalities)}"
+                + (f" without the rows of {self.forget_done}" if self.forget_done else "")
+                + " has no rows",
                 "choose another split/modality, or regenerate the data with more persons (data.num_persons)",
             )
         return rows
@@ -278,6 +289,14 @@ class CLEARDataModule(L.LightningDataModule):
                 )
             )
         return loaders
+
+
+def _content(example: Example) -> tuple:
+    """What a row says, whatever its config and position: its kind, answer and question or image pixels (a
+    caption's question is chosen per row id, which differs between configs)."""
+    if example.image is None:
+        return (example.kind, example.question, example.answer)
+    return (example.kind, example.answer, example.image.size, example.image.tobytes())
 
 
 def _seeded(seed: int) -> torch.Generator:

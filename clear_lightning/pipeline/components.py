@@ -83,6 +83,8 @@ class Settings:
     pretrain_key: dict[str, Any]
     finetune_key: dict[str, Any]
     target_run: str | None = None  # stage=attack: the run directory attacked
+    sequence: tuple[str, ...] = ()  # sequence=nested: the cumulative forget split of each request, in order
+    sequence_name: str = "none"
     # the resolved config, recorded with every result and handed to a second build process
     resolved: dict[str, Any] = field(repr=False, default_factory=dict)
 
@@ -143,6 +145,7 @@ class Pipeline:
     def data(self, encoder: ExampleEncoder | None, **kwargs: Any) -> CLEARDataModule:
         """This run's data module over `encoder` (None: only the rows, no encoding)."""
         kwargs.setdefault("eval_sets", self.settings.eval_sets)  # eval.sets + eval.probes
+        kwargs.setdefault("split", self.settings.split)  # a sequence's request scores its own split
         return self.datamodule(
             source=self.source,
             encoder=encoder,

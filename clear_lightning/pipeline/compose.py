@@ -17,6 +17,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from ..artifacts import ArtifactStore
+from ..contract import FORGET_SPLITS
 from ..errors import ClearConfigError
 from ..metrics.summarizer import METRIC_MODES
 from . import validate
@@ -120,8 +121,50 @@ def settings(cfg: DictConfig) -> Settings:
         pretrain_key=recipe_key(cfg.pretrain),
         finetune_key=recipe_key(cfg.finetune),
         target_run=cfg.get("run"),
+        sequence=_sequence(cfg),
+        sequence_name=str((cfg.get("sequence") or {}).get("name", "none")),
         resolved=OmegaConf.to_container(cfg, resolve=True),
     )
+
+
+def _sequence(cfg: DictConfig) -> tuple[str, ...]:
+    """`sequence.requests`, checked: nested forget splits in growing order, ending at the run's split."""
+    requests = tuple(str(r) for r in ((cfg.get("sequence") or {}).get("requests") or ()))
+    if not requests:
+        return ()
+    order = {split: i for i, split in enumerate(FORGET_SPLITS)}
+    unknown = [r for r in requests if r not in order]
+    if unknown:
+        raise ClearConfigError(
+            f"sequence.requests names {unknown}, which are no forget splits",
+            f"list cumulative splits from {', '.join(FORGET_SPLITS)}",
+        )
+    if any(order[a] >= order[b] for a, b in zip(requests, requests[1:], strict=False)):
+        raise ClearConfigError(
+            f"sequence.requests={list(requests)} is not a chain of growing splits",
+            "list cumulative splits, each holding the previous one's persons (forget01, forget05, forget10)",
+        )
+    if requests[-1] != cfg.split.name:
+        raise ClearConfigError(
+            f"the sequence ends at {requests[-1]} but split={cfg.split.name}",
+            f"set split={requests[-1]} (the run's split is the last request's)",
+        )
+    if cfg.stage != "unlearn":
+        raise ClearConfigError(
+            f"sequence={cfg.sequence.name} with stage={cfg.stage}",
+            "sequences are unlearning runs: stage=unlearn",
+        )
+    if cfg.get("attacks"):
+        raise ClearConfigError(
+            "attacks with a sequence of requests are not supported",
+            "drop attacks (attacks=none), or attack a one-shot run",
+        )
+    if not cfg.method.get("lora", True):
+        raise ClearConfigError(
+            "sequence: each request's LoRA adapter is merged into the next one's start, but method.lora=false",
+            "use a LoRA student (method.lora=true)",
+        )
+    return requests
 
 
 def attack_config(cfg: DictConfig) -> DictConfig:

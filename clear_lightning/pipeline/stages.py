@@ -20,6 +20,7 @@ from .components import Pipeline
 from .evaluation import evaluate, stored_evaluation
 from .results import write_results
 from .robustness import run_attacks
+from .sequence import run_sequence
 from .upstream import base_model, finetuned_model, load_checkpoint, references, stored_original_evaluation
 
 
@@ -50,6 +51,8 @@ def gold(p: Pipeline) -> dict[str, Any]:
 
 def unlearn(p: Pipeline) -> dict[str, Any]:
     s = p.settings
+    if s.sequence:  # sequence=nested: one request after another (pipeline/sequence.py)
+        return run_sequence(p)
     p.data(encoder=None).forget_examples()  # an empty forget set fails now, before anything is built
     refs = references(p, p.settings.build_missing)  # original and gold side by side where two cores allow
     (original_dir, _, original_eval), (_, _, gold_eval) = refs["original"], refs["gold"]
