@@ -12,8 +12,9 @@ from clear_lightning.errors import ClearConfigError
 
 from .markdown import markdown, write_csv
 from .plots import write_plots, write_robustness_plots
-from .runs import find_runs, stderr_warning, unfinished_runs
+from .runs import Run, find_runs, stderr_warning, unfinished_runs
 from .tables import Table, build_tables
+from .transfer import has_transfer, markdown_table, transfer_matrix, write_heatmaps
 
 DESCRIPTION = "`python -m clear_lightning.report runs/` — the leaderboard over seeds (benchmark.md §6) from stored summaries only."
 
@@ -58,6 +59,9 @@ def build_report(root: Path, out: Path | None = None, collapse_ratio: float = 0.
     images = write_plots(out, report.tables, runs, warn)
     robust_sweep, robust_runs = write_robustness_plots(out, runs, warn)  # ([], []) without robustness
     images += robust_sweep
+    transfer = write_transfer(
+        out, runs
+    )  # the cross-modal matrix where the face-QA probe was scored (issue 15)
     (out / "leaderboard.md").write_text(
         markdown(
             report.tables,
@@ -70,8 +74,33 @@ def build_report(root: Path, out: Path | None = None, collapse_ratio: float = 0.
         )
     )
     write_csv(out / "leaderboard.csv", report.tables)
-    report.files = [out / "leaderboard.md", out / "leaderboard.csv", *images, *robust_runs]
+    report.files = [out / "leaderboard.md", out / "leaderboard.csv", *images, *robust_runs, *transfer]
     return report
+
+
+def write_transfer(out: Path, runs: list[Run]) -> list[Path]:
+    """Per model and split whose runs scored the face-QA probe in two or more forget modalities: the transfer
+    matrix (`transfer_<model>_<split>.md`) and its heatmaps (one per method, and all side by side)."""
+    files: list[Path] = []
+    groups: dict[tuple[str, str], list[Run]] = {}
+    for run in runs:
+        groups.setdefault((run.group.model, run.group.split), []).append(run)
+    for (model, split), members in sorted(groups.items()):
+        if not has_transfer(members):
+            continue
+        matrix = transfer_matrix(members)
+        prefix = f"transfer_{model}_{split}"
+        images = write_heatmaps(out, matrix, prefix)
+        text = (
+            f"# Cross-modal transfer: {model}, {split}\n\nShare of the original-to-gold gap closed per forget "
+            "modality and probe (mean ± seed std [mean of the seeds' person-level 95 % bootstrap intervals]).\n\n"
+            + markdown_table(matrix)
+            + "\n\n"
+            + "".join(f"![{p.stem}]({p.name})\n" for p in images[-1:])
+        )
+        (out / f"{prefix}.md").write_text(text)
+        files += [out / f"{prefix}.md", *images]
+    return files
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -93,7 +93,9 @@ def find_runs(root: Path, warn: Warn = stderr_warning) -> list[Run]:
         group = Group(
             *(str(summary.get(k, "?")) for k in ("model", "split", "modality")),
             str(summary.get("metric_mode", "paper")),
-            str(summary.get("method", "?")),
+            # a chain of deletion requests (sequence=nested) is its own row, never averaged with one-shot runs
+            str(summary.get("method", "?"))
+            + (f"[{seq['name']}]" if (seq := summary.get("sequence")) else ""),
             l1,
         )
         seed = (summary.get("provenance") or {}).get("seed", config.get("seed"))
