@@ -135,6 +135,14 @@ def markdown_table(matrix: Matrix, with_interval: bool = True) -> str:
     return "\n".join(lines)
 
 
+def _colours() -> Any:
+    """Red at the original (0), yellow halfway, green at gold (1), blue past gold (over-forgetting)."""
+    from matplotlib.colors import LinearSegmentedColormap
+
+    stops = [(0.0, "#7f0000"), (0.25, "#d7301f"), (0.5, "#fee08b"), (0.75, "#1a9850"), (1.0, "#2c7fb8")]
+    return LinearSegmentedColormap.from_list("gap_closed", stops)
+
+
 def heatmap(ax: Any, cells: Mapping[tuple[str, str], Cell], title: str) -> Any:
     """One method's matrix on `ax`: rows = forget modality, columns = probe, colour = gap closed (0 → 1)."""
     import numpy as np
@@ -144,7 +152,7 @@ def heatmap(ax: Any, cells: Mapping[tuple[str, str], Cell], title: str) -> Any:
         for j, probe in enumerate(PROBES):
             if (modality, probe) in cells:
                 grid[i, j] = cells[(modality, probe)].mean
-    image = ax.imshow(np.clip(grid, -0.5, 1.5), cmap="RdYlGn", vmin=-0.5, vmax=1.5, aspect="auto")
+    image = ax.imshow(np.clip(grid, -0.5, 1.5), cmap=_colours(), vmin=-0.5, vmax=1.5, aspect="auto")
     for i in range(grid.shape[0]):
         for j in range(grid.shape[1]):
             if not np.isnan(grid[i, j]):
@@ -165,23 +173,26 @@ def write_heatmaps(out: Path, matrix: Matrix, prefix: str = "transfer") -> list[
     out.mkdir(parents=True, exist_ok=True)
     files = []
     for method, cells in matrix.items():
-        fig, ax = plt.subplots(figsize=(5, 2.6))
+        fig, ax = plt.subplots(figsize=(5.5, 2.8), layout="constrained")
         image = heatmap(ax, cells, f"{method}: share of the original-to-gold gap closed")
         fig.colorbar(image, ax=ax, fraction=0.05, label="gap closed")
-        fig.tight_layout()
         files.append(out / f"{prefix}_{method}.png")
         fig.savefig(files[-1], dpi=110)
         plt.close(fig)
     if matrix:
         cols = min(4, len(matrix))
         rows = -(-len(matrix) // cols)
-        fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.5 * rows), squeeze=False)
+        fig, axes = plt.subplots(
+            rows, cols, figsize=(4.4 * cols, 2.6 * rows), squeeze=False, layout="constrained"
+        )
         image = None
         for ax, (method, cells) in zip(axes.flat, matrix.items(), strict=False):
             image = heatmap(ax, cells, method)
         for ax in list(axes.flat)[len(matrix) :]:
             ax.axis("off")
-        fig.suptitle("Gap closed per forget modality (rows) and probe (columns): 1 = like gold, 0 = original")
+        fig.suptitle(
+            "Gap closed per forget modality (rows) and probe (columns): 0 = original, 1 = gold, > 1 = past gold"
+        )
         if image is not None:
             fig.colorbar(image, ax=axes, fraction=0.02, label="gap closed")
         files.append(out / f"{prefix}_matrix.png")
