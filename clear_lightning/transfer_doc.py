@@ -109,11 +109,25 @@ def _direction_table(rows: Sequence[tuple[str, float, float, float | None]], own
     return "\n".join(lines)
 
 
-def face_qa_answer(matrix: Matrix, broken: Mapping[tuple[str, str], bool], probability: Matrix) -> str:
-    """Which forget modality closes the face-QA probe most, over the methods that keep retain in all three."""
+def face_qa_answer(
+    text_rows: Sequence[tuple[str, float, float, float | None]],
+    face_rows: Sequence[tuple[str, float, float, float | None]],
+    matrix: Matrix,
+    broken: Mapping[tuple[str, str], bool],
+    probability: Matrix,
+) -> str:
+    """Does the face-QA probe follow the text or the face? The methods that unlearned one modality (the
+    direction tables' rows), then the probability component over every method that keeps retain in all three."""
+    parts = []
+    for rows, what in ((text_rows, "only the text"), (face_rows, "only the images")):
+        faces = [fq for *_, fq in rows if fq is not None]
+        if faces:
+            own = fmean(o for _, o, _, _ in rows)
+            parts.append(
+                f"methods that forget {what} ({', '.join(r[0] for r in rows)}) close {own:.2f} of their own "
+                f"modality's gap and {fmean(faces):.2f} of the face-QA gap"
+            )
     kept = [m for m in matrix if not any(broken.get((m, mod)) for mod in MODALITIES)]
-    if not kept:
-        return "every method collapses in some modality: no answer"
     means = {}
     for modality in MODALITIES:
         values = [
@@ -121,17 +135,46 @@ def face_qa_answer(matrix: Matrix, broken: Mapping[tuple[str, str], bool], proba
             for m in kept
             if m in probability and (modality, "forget_face_qa") in probability[m]
         ]
-        means[modality] = fmean(values) if values else None
-    order = sorted((v, k) for k, v in means.items() if v is not None)
-    if not order:
-        return "the face-QA probe was not scored"
-    best = order[-1][1]
-    listed = ", ".join(f"{k} {v:.2f}" for v, k in reversed(order))
-    return (
-        f"over the {len(kept)} method(s) that keep retain in every modality ({', '.join(kept)}), the face-QA "
-        f"probe's probability gap closes most when the model forgets **{best}** (mean gap closed on its "
-        f"probability: {listed})"
+        if values:
+            means[modality] = fmean(values)
+    if means:
+        best = max(means, key=lambda k: means[k])
+        listed = ", ".join(f"{k} {v:.2f}" for k, v in sorted(means.items(), key=lambda kv: -kv[1]))
+        parts.append(
+            f"over the {len(kept)} method(s) that keep retain in every modality ({', '.join(kept)}), its "
+            f"probability gap closes most when they forget **{best}** ({listed})"
+        )
+    return "; ".join(parts) if parts else "the face-QA probe was not scored"
+
+
+def both_answer(matrix: Matrix, broken: Mapping[tuple[str, str], bool]) -> str:
+    """Methods that forget only when both modalities are unlearned: each single modality closes < PARTLY of its
+    own gap, both closes ≥ FULL of every non-probe set's gap."""
+    only_both, better = [], []
+    for method, cells in matrix.items():
+        if broken.get((method, "both")):
+            continue
+        sets = [p for p in PROBES if p != "forget_face_qa"]
+        both = [cells[("both", p)].mean for p in sets if ("both", p) in cells]
+        text = _cells(matrix, method, "text", TEXT_PROBES)
+        face = _cells(matrix, method, "visual", FACE_PROBES)
+        if len(both) != len(sets) or text is None or face is None:
+            continue
+        singles = [max(cells[(m, p)].mean for m in ("text", "visual") if (m, p) in cells) for p in sets]
+        if all(b >= s - 0.05 for b, s in zip(both, singles, strict=True)):
+            better.append(method)
+        if text < PARTLY and face < PARTLY and min(both) >= FULL:
+            only_both.append(method)
+    words = (
+        f"for {len(better)} of the methods that keep retain with modality both ({', '.join(better) or 'none'}), "
+        "unlearning both closes at least as much of every probe's gap as the better single modality (within 0.05)"
     )
+    if only_both:
+        words += (
+            f"; {', '.join(only_both)} forget(s) almost nothing from one modality alone (< {PARTLY} of its own gap) "
+            f"but ≥ {FULL} of every probe's gap from both"
+        )
+    return words
 
 
 def render(runs: Sequence[Run], root: Path, out: Path) -> str:
@@ -201,7 +244,10 @@ def render(runs: Sequence[Run], root: Path, out: Path) -> str:
         "",
         _direction_table(face_rows, "caption + face → name", "text QA") if face_rows else "",
         "",
-        f"**The face-QA probe** (face in, biography out): {face_qa_answer(matrix, broken, probability)}.",
+        f"**The face-QA probe** (face in, biography out): "
+        f"{face_qa_answer(text_rows, face_rows, matrix, broken, probability)}.",
+        "",
+        f"**Unlearning both modalities:** {both_answer(matrix, broken)}.",
         "",
         f"Where the testbed cannot answer: {LIMITS}.",
         "",
