@@ -90,6 +90,17 @@ def size_cells(runs: Sequence[Run]) -> dict[Key, dict[str, Any]]:
     return out
 
 
+def _style(methods: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """One colour and marker per method (tab20: twelve methods stay distinguishable)."""
+    import matplotlib.pyplot as plt
+
+    colours, markers = plt.get_cmap("tab20").colors, "osD^v<>ph*Xd"
+    return {
+        m: {"color": colours[i % 20], "marker": markers[i % len(markers)]}
+        for i, m in enumerate(sorted(methods))
+    }
+
+
 def size_figure(cells: Mapping[Key, Mapping[str, Any]], shares: Mapping[str, float], path: Path) -> Path:
     import matplotlib
 
@@ -97,13 +108,14 @@ def size_figure(cells: Mapping[Key, Mapping[str, Any]], shares: Mapping[str, flo
     import matplotlib.pyplot as plt
 
     methods = sorted({m for m, _ in cells})
+    style = _style(methods)
     splits = [s for s in FORGET_SPLITS if any((m, s) in cells for m in methods)]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for method in methods:
         xs = [shares[s] for s in splits if (method, s) in cells]
         for ax, key in zip(axes, ("gap_closed", "retain_ratio"), strict=True):
             ys = [cells[(method, s)][key][0] for s in splits if (method, s) in cells]
-            ax.plot(xs, ys, marker="o", label=method)
+            ax.plot(xs, ys, label=method, **style[method])
     axes[0].axhline(1.0, color="grey", lw=0.8, ls="--")
     axes[0].set(xlabel="share of persons forgotten (%)", ylabel="gap closed (1 = gold)", title="Forgetting")
     axes[1].axhline(COLLAPSE, color="red", lw=0.8, ls="--")
@@ -140,21 +152,17 @@ def step_value(chain: Mapping[str, Any], k: int, on: str, key: str) -> float | N
 
 
 def sequence_rows(chained: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, dict[str, Any]]:
-    """Per method: after each request k, the mean ± std of gap closed on its own split, on the first request's
-    split and Retain."""
+    """Per method, mean ± std over seeds of: `on/<j>/<k>` the gap closed on request j's cumulative split after
+    request k (j ≤ k), `own/<k>` = `on/<k>/<k>`, `first/<k>` = `on/0/<k>`, and `retain/<k>` Retain after request k."""
     out = {}
     for method, members in sorted(chained.items()):
         requests = members[0]["requests"]
-        first = requests[0]
         row: dict[str, Any] = {"requests": requests, "n": len(members)}
         for k, split in enumerate(requests):
-            row[f"own/{k}"] = _ms([step_value(c, k, split, "gap_closed") for c in members])
-            row[f"first/{k}"] = _ms([step_value(c, k, first, "gap_closed") for c in members])
+            for j in range(k + 1):
+                row[f"on/{j}/{k}"] = _ms([step_value(c, k, requests[j], "gap_closed") for c in members])
+            row[f"own/{k}"], row[f"first/{k}"] = row[f"on/{k}/{k}"], row[f"on/0/{k}"]
             row[f"retain/{k}"] = _ms([step_value(c, k, split, "retain_metric") for c in members])
-            if k >= 1:
-                prev = requests[k - 1]
-                row[f"prev/{k}"] = _ms([step_value(c, k, prev, "gap_closed") for c in members])
-                row[f"prev_at/{k}"] = _ms([step_value(c, k - 1, prev, "gap_closed") for c in members])
         out[method] = row
     return out
 
@@ -168,6 +176,7 @@ def sequence_figure(
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    style = _style(list(rows))
     titles = (
         ("own", "gap closed on all persons forgotten so far"),
         ("first", "gap closed on request 1's persons"),
@@ -177,7 +186,7 @@ def sequence_figure(
         n = len(row["requests"])
         xs = list(range(1, n + 1))
         for ax, (key, title) in zip(axes, titles, strict=True):
-            line = ax.plot(xs, [row[f"{key}/{k}"][0] for k in range(n)], marker="o", label=method)[0]
+            line = ax.plot(xs, [row[f"{key}/{k}"][0] for k in range(n)], label=method, **style[method])[0]
             ax.set_title(title, fontsize=10)
             last = row["requests"][-1]
             shot = one_shot.get((method, last))
@@ -226,14 +235,16 @@ def compare_final(
     return out
 
 
-def returns(rows: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, float, float]]:
-    """(method, gap closed on request 1's split right after it, after the last request) where it fell ≥ BACK."""
+def returns(rows: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, str, float, float]]:
+    """(method, split, gap closed on that earlier request's split right after it, after the last request) where
+    it fell by ≥ BACK: knowledge of an earlier request's persons came back."""
     out = []
     for method, row in rows.items():
         last = len(row["requests"]) - 1
-        start, end = row["first/0"][0], row[f"first/{last}"][0]
-        if start is not None and end is not None and start - end >= BACK:
-            out.append((method, start, end))
+        for j in range(last):
+            start, end = row[f"on/{j}/{j}"][0], row[f"on/{j}/{last}"][0]
+            if start is not None and end is not None and start - end >= BACK:
+                out.append((method, row["requests"][j], start, end))
     return out
 
 
@@ -256,6 +267,7 @@ def render(size_runs: Sequence[Run], seq_runs: Sequence[Run], dirs: Sequence[Pat
     figures.mkdir(parents=True, exist_ok=True)
     size_png = size_figure(cells, shares, figures / "forget_size.png")
     rows = sequence_rows(chained)
+    requests = next(iter(rows.values()))["requests"]
     seq_png = sequence_figure(rows, cells, figures / "sequence.png")
     methods = sorted({m for m, _ in cells})
     splits = [s for s in FORGET_SPLITS if any((m, s) in cells for m in methods)]
@@ -275,14 +287,14 @@ def render(size_runs: Sequence[Run], seq_runs: Sequence[Run], dirs: Sequence[Pat
             for c in differ
         )
     back_words = (
-        f"yes for {len(back)} of {len(rows)} method(s): "
+        f"yes, for {len({m for m, *_ in back})} of {len(rows)} method(s): "
         + "; ".join(
-            f"{m} closed {a:.2f} of request 1's gap right after it and {b:.2f} after the last request"
-            for m, a, b in back
+            f"{m} closed {a:.2f} of {split}'s gap right after that request and {b:.2f} after the last one"
+            for m, split, a, b in back
         )
         if back
-        else f"no: for every method the gap closed on request 1's persons is within {BACK} of (or above) its value "
-        "right after request 1"
+        else "no: for every method the gap closed on each earlier request's split after the last request is "
+        f"within {BACK} of (or above) its value right after that request"
     )
     collapsing = sorted(
         {
@@ -312,9 +324,9 @@ def render(size_runs: Sequence[Run], seq_runs: Sequence[Run], dirs: Sequence[Pat
         "",
         f"**Does a sequence of requests end where one-shot unlearning ends?** {final_words}.",
         "",
-        f"**Does earlier-forgotten knowledge return?** {back_words}. Each request is scored on every earlier "
-        "request's split against that split's gold; a fall of the gap closed on forget01 after later requests is "
-        "knowledge of request 1's person coming back.",
+        f"**Does earlier-forgotten knowledge return?** {back_words} (rule: a fall of ≥ {BACK}). Each request is "
+        "scored on every earlier request's split against that split's gold; a gap closed that falls after later "
+        "requests is knowledge of the earlier persons coming back.",
         "",
         f"Where the testbed cannot answer: {LIMITS}.",
         "",
@@ -355,11 +367,14 @@ def render(size_runs: Sequence[Run], seq_runs: Sequence[Run], dirs: Sequence[Pat
         "",
         f"![one line per method over the requests]({figures.name}/{seq_png.name})",
         "",
-        "| method | request | split | gap closed on it | on forget01 (request 1's persons) | Retain |",
-        "|---|---|---|---|---|---|",
+        "Gap closed on each cumulative split after each request (— before the request that adds it), and Retain:",
+        "",
+        "| method | after request | " + " | ".join(f"on {split}" for split in requests) + " | Retain |",
+        "|---|---|" + "---|" * (len(requests) + 1),
         *(
-            f"| {m} | {k + 1} | {split} | {_fmt(*row[f'own/{k}'])} | {_fmt(*row[f'first/{k}'])} | "
-            f"{_fmt(*row[f'retain/{k}'], fmt='.3f')} |"
+            f"| {m} | {k + 1} ({split}) | "
+            + " | ".join(_fmt(*row[f"on/{j}/{k}"]) if j <= k else "—" for j in range(len(requests)))
+            + f" | {_fmt(*row[f'retain/{k}'], fmt='.3f')} |"
             for m, row in rows.items()
             for k, split in enumerate(row["requests"])
         ),

@@ -127,3 +127,33 @@ def test_report_writes_the_matrix_and_heatmaps(tmp_path: Path) -> None:
     assert "transfer_tiny_llava_forget10_matrix.png" in names
     text = (tmp_path / "report" / "transfer_tiny_llava_forget10.md").read_text()
     assert "| npo | visual |" in text
+
+
+def _chain(gaps: dict[tuple[int, str], float], retain: float) -> dict:
+    """A synthetic sequence.json: gaps[(request index, scored split)] = gap closed."""
+    requests = ["forget01", "forget05", "forget10"]
+    steps = []
+    for k, split in enumerate(requests):
+        on = {s: {"gap_closed": gaps[(k, s)]} for s in requests[: k + 1]}
+        on[split]["retain_metric"] = retain
+        steps.append({"request": k + 1, "split": split, "on": on})
+    return {"requests": requests, "steps": steps}
+
+
+def test_sequence_rows_catch_knowledge_that_comes_back_and_compare_with_one_shot() -> None:
+    from clear_lightning import sequential_doc
+
+    back = {(0, "forget01"): 0.9, (1, "forget01"): 0.7, (1, "forget05"): 0.8}
+    back |= {(2, "forget01"): 0.5, (2, "forget05"): 0.85, (2, "forget10"): 0.9}
+    held = {k: 1.0 for k in back}
+    rows = sequential_doc.sequence_rows(
+        {"a": [_chain(back, 0.5)], "b": [_chain(held, 0.6), _chain(held, 0.6)]}
+    )
+    assert rows["a"]["on/0/2"] == (pytest.approx(0.5), None) and rows["b"]["own/2"] == (1.0, 0.0)
+    assert sequential_doc.returns(rows) == [
+        ("a", "forget01", 0.9, pytest.approx(0.5))
+    ]  # forget05: 0.8 → 0.85
+    one_shot = {("a", "forget10"): {"gap_closed": (0.95, None), "retain": (0.52, None)}}
+    one_shot[("b", "forget10")] = {"gap_closed": (0.5, None), "retain": (0.6, None)}
+    compared = {c["method"]: c["same"] for c in sequential_doc.compare_final(rows, one_shot)}
+    assert compared == {"a": True, "b": False}  # a: 0.9 vs 0.95, Retain 0.50 vs 0.52; b: 1.0 vs 0.5
