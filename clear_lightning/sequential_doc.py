@@ -91,10 +91,12 @@ def size_cells(runs: Sequence[Run]) -> dict[Key, dict[str, Any]]:
 
 
 def _style(methods: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """One colour and marker per method (tab20: twelve methods stay distinguishable)."""
+    """One colour and marker per method (tab20's strong colours first: up to ten stay clearly apart)."""
     import matplotlib.pyplot as plt
 
-    colours, markers = plt.get_cmap("tab20").colors, "osD^v<>ph*Xd"
+    tab20 = plt.get_cmap("tab20").colors
+    colours = tab20[::2] + tab20[1::2]  # the ten strong colours first, their light twins after
+    markers = "osD^v<>ph*Xd"
     return {
         m: {"color": colours[i % 20], "marker": markers[i % len(markers)]}
         for i, m in enumerate(sorted(methods))
@@ -285,6 +287,18 @@ def render(size_runs: Sequence[Run], seq_runs: Sequence[Run], dirs: Sequence[Pat
             f"{c['method']} gap closed {c['final_gap']:.2f} vs {c['shot_gap']:.2f} one-shot, Retain "
             f"{c['final_retain']:.3f} vs {c['shot_retain']:.3f}"
             for c in differ
+        )
+    small = [c for c in differ if c["final_gap"] < 0.5 * c["shot_gap"]]
+    first_split = splits[0]
+    if small:  # a method that barely forgets in small chunks: how it does on the smallest one-shot split
+        final_words += (
+            f". {', '.join(c['method'] for c in small)} forget(s) less than half as much in small requests as "
+            f"in one: one-shot on {first_split} alone they close "
+            + ", ".join(
+                f"{c['method']} {_fmt(cells.get((c['method'], first_split), {}).get('gap_closed', (None,))[0])}"
+                for c in small
+            )
+            + " of the gap, so a request of one or two persons is too small for them to act on"
         )
     back_words = (
         f"yes, for {len({m for m, *_ in back})} of {len(rows)} method(s): "
