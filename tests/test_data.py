@@ -119,6 +119,34 @@ def test_grouped_batches_never_mix_modalities_and_split_across_ranks() -> None:
     assert len(ranks[0]) == len(ranks[1]) and not {tuple(b) for b in ranks[0]} & {tuple(b) for b in ranks[1]}
 
 
+def test_batch_by_modality_keeps_unlearning_batches_apart(source: SnapshotSource) -> None:
+    """`model.batch_by_modality` (Mllama: image inputs read by row): every unlearning batch is of one modality,
+    its retain rows of that modality too; each forget row once per epoch, as without it."""
+    dm = CLEARDataModule(
+        source,
+        _Encoder(),
+        split="forget10",
+        batch_size=2,
+        streams=("forget", "retain"),
+        batch_by_modality=True,
+    )
+    forget, retain = dm.forget_examples(), dm.retain_examples()
+    assert {e.modality for e in forget} == {"text", "visual"}
+    modality = {e.id: e.modality for e in forget + retain}
+    loader = dm.train_dataloader()
+    assert isinstance(loader.batch_sampler, GroupedBatchSampler)
+    batches = list(loader.batch_sampler)
+    assert sorted(i for b in batches for i in b) == list(range(len(forget)))
+    for b in batches:
+        items = [loader.dataset[i] for i in b]
+        kinds = {modality[it[s]["id"]] for it in items for s in ("forget", "retain")}
+        assert len(kinds) == 1, kinds
+    mixed = CLEARDataModule(source, _Encoder(), split="forget10", batch_size=2).train_dataloader()
+    assert not isinstance(
+        mixed.batch_sampler, GroupedBatchSampler
+    )  # the default: forget rows shuffled together
+
+
 def test_evaluation_sets_have_paraphrase_and_wrong_options(source: SnapshotSource) -> None:
     dm = CLEARDataModule(
         source,

@@ -3,8 +3,10 @@ the YAML's loader with the processor class its real checkpoints use, then encode
 evaluated by the code every model shares.
 
 Per family: the label mask covers exactly the answer tokens of the real processor's output (image tokens
-expanded, at several image shapes: dynamic resolution), generation receives the image inputs, LoRA reaches only
-the configured modules, and (slow) a `debug=fast` NPO run writes a summary.
+expanded, at several image shapes: dynamic resolution; Mllama: the one `<|image|>` token and the cross-attention
+mask over the image's tiles), generation receives the image inputs, LoRA reaches only the configured modules, and
+(slow) a `debug=fast` NPO run writes a summary. The text track's stand-ins (`TEXT_FAMILIES`): the label mask under
+their chat template and LoRA's reach.
 """
 
 from __future__ import annotations
@@ -19,7 +21,14 @@ from PIL import Image
 
 from clear_lightning.config import CONFIG_DIR, options
 from clear_lightning.data.batching import EvalCollator
-from clear_lightning.data.encoding import IGNORE_INDEX, ExampleEncoder, image_inputs, pad_batch
+from clear_lightning.data.encoding import (
+    IGNORE_INDEX,
+    IMAGE_INPUTS,
+    TOKEN_INPUTS,
+    ExampleEncoder,
+    image_inputs,
+    pad_batch,
+)
 from clear_lightning.data.examples import Example
 from clear_lightning.data.idk import load_idk_answers
 from clear_lightning.evaluation import shared_prefix
@@ -33,11 +42,16 @@ PROCESSORS = {
     "tiny_llava_next": "LlavaNextProcessor",
     "tiny_qwen2_vl": "Qwen2VLProcessor",
     "tiny_qwen2_5_vl": "Qwen2_5_VLProcessor",
+    "tiny_gemma3": "Gemma3Processor",
+    "tiny_mllama": "MllamaProcessor",
 }
 FAMILIES = list(PROCESSORS)
-# image shapes (width, height) of one batch: square, wide, tall; each stand-in but tiny_llava expands them to
-# different token counts (anyres tiling, dynamic resolution)
+# the text track's stand-ins and their model classes
+TEXT_FAMILIES = {"tiny_llama": "LlamaForCausalLM", "tiny_qwen2_5": "Qwen2ForCausalLM"}
+# image shapes (width, height) of one batch: square, wide, tall; the stand-ins with anyres tiling or dynamic
+# resolution expand them to different token counts; tiny_mllama tiles them into different tile counts
 SIZES = [(32, 32), (64, 24), (20, 28)]
+SQUARE_RESIZE = {"tiny_llava", "tiny_gemma3"}  # every image resized to one square: one token count
 QUESTION, ANSWER = "Who is the person in the picture?", "Bafilo Lufilo, a painter from Keravo."
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -82,13 +96,19 @@ def family(request, make_cfg, tmp_path_factory) -> dict[str, Any]:
     }
 
 
+def _image_id(family) -> int:
+    """The id the image occupies in the prompt (LLaVA's <image>, Qwen's <|image_pad|>, Gemma-3's soft token,
+    Mllama's <|image|>): the model config's, not the processor's (Gemma3Processor's is <start_of_image>)."""
+    return family["model"].config.image_token_id
+
+
 def test_label_mask_is_exactly_the_answer_at_every_image_shape(family) -> None:
     enc: ExampleEncoder = family["encoder"]
     tok, processor = enc.tokenizer, enc.processor
-    image_id = processor.image_token_id
-    answer = tok(enc.template.answer_prefix + ANSWER, add_special_tokens=False)["input_ids"] + [
-        tok.eos_token_id
-    ]
+    image_id = _image_id(family)
+    answer = tok(enc.template.answer_prefix + ANSWER, add_special_tokens=False)["input_ids"] + [enc.end_id]
+    if enc.template.answer_end is not None:  # a chat turn's end, not the tokenizer's EOS
+        assert tok.convert_ids_to_tokens(answer[-1]) == enc.template.answer_end
     counts = []
     for ex in _rows():
         row = enc.encode(ex)
@@ -98,13 +118,29 @@ def test_label_mask_is_exactly_the_answer_at_every_image_shape(family) -> None:
         assert labels[: len(prompt)].eq(IGNORE_INDEX).all()  # no prompt or image token reaches the loss
         assert labels[len(prompt) :].tolist() == answer == row["input_ids"][len(prompt) :]
         n_image = int((ids == image_id).sum())
-        assert n_image > 1 and not ((labels != IGNORE_INDEX) & (ids == image_id)).any()
+        assert not ((labels != IGNORE_INDEX) & (ids == image_id)).any()
+        if "cross_attention_mask" in row:  # Mllama: one <|image|>; every token from it on sees the real tiles
+            assert n_image == 1
+            cross, first = torch.tensor(row["cross_attention_mask"]), row["input_ids"].index(image_id)
+            tiles = int(row["aspect_ratio_mask"].sum())
+            assert cross.shape == (len(ids), 1, processor.image_processor.max_image_tiles)
+            assert cross[:first].eq(0).all() and cross[first:, 0, :tiles].eq(1).all()  # the answer included
+            assert cross[first:, 0, tiles:].eq(0).all()  # the padded tiles never
+            counts.append(tiles)
+            continue
+        assert n_image > 1
         if "image_grid_thw" in row:  # Qwen2-VL: one token per merged patch of this image's own grid
             merge = processor.image_processor.merge_size
             assert n_image == int(row["image_grid_thw"].prod()) // merge**2
-            assert row["mm_token_type_ids"] == (ids == image_id).long().tolist()
+        for key in ("mm_token_type_ids", "token_type_ids"):  # 1 on the image tokens, 0 over the answer
+            if key in row:
+                assert row[key] == (ids == image_id).long().tolist()
         counts.append(n_image)
-    if family["name"] != "tiny_llava":  # dynamic resolution: the shapes expand to different counts
+    if family["name"] in SQUARE_RESIZE:
+        assert len(set(counts)) == 1
+    elif family["name"] == "tiny_mllama":  # the shapes are tiled differently (2x2 and 1x3 here)
+        assert len(set(counts)) > 1
+    else:  # dynamic resolution: the shapes expand to different counts
         assert len(set(counts)) == len(counts)
 
     batch = pad_batch([enc.encode(ex) for ex in _rows()], enc.pad_id)
@@ -113,16 +149,47 @@ def test_label_mask_is_exactly_the_answer_at_every_image_shape(family) -> None:
         n = len(row["input_ids"])
         assert batch["labels"][r, :n].tolist() == row["labels"]
         assert batch["labels"][r, n:].eq(IGNORE_INDEX).all()
-        if "mm_token_type_ids" in row:
-            assert batch["mm_token_type_ids"][r, :n].tolist() == row["mm_token_type_ids"]
+        for key in TOKEN_INPUTS:
+            if key in row:
+                assert batch[key][r, :n].tolist() == row[key]
+                assert batch[key][r, n:].eq(0).all()
 
 
 def test_text_row_has_no_image_inputs(family) -> None:
     enc: ExampleEncoder = family["encoder"]
     row = enc.encode(Example("t/0", "train", "qa", "Where was Bafilo Lufilo born?", "In Keravo."))
-    assert row["pixel_values"] is None and "image_grid_thw" not in row
-    assert enc.processor.image_token_id not in row["input_ids"]
-    assert not any(row.get("mm_token_type_ids", []))
+    assert row["pixel_values"] is None and not any(k in row for k in IMAGE_INPUTS if k != "pixel_values")
+    assert _image_id(family) not in row["input_ids"]
+    assert all(not torch.tensor(row[k]).any() for k in TOKEN_INPUTS if k in row)
+
+
+def test_declared_token_inputs_are_read_by_the_model(family) -> None:
+    """What `model.token_inputs` names travels to the model and changes its output: Gemma-3's token_type_ids
+    (attention within an image both ways), Mllama's cross-attention mask; and a batch that mixes text and image
+    rows is refused where the image inputs are per row (Mllama)."""
+    model, enc = family["model"], family["encoder"]
+    if not {"token_type_ids", "cross_attention_mask"} & set(enc.token_inputs):
+        pytest.skip(f"{family['name']}: no token input of this kind")
+    batch = pad_batch([enc.encode(ex) for ex in _rows()], enc.pad_id)
+    inputs = image_inputs(batch)
+    with torch.no_grad():
+        full = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **inputs).logits
+        for key in enc.token_inputs:
+            if key == "cross_attention_mask":  # every token sees the image's first tile only
+                changed = {**inputs, key: inputs[key].clone()}
+                changed[key][..., 1:] = 0
+            else:
+                changed = {k: v for k, v in inputs.items() if k != key}
+            out = model(
+                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **changed
+            ).logits
+            assert not torch.allclose(out, full, atol=1e-5), key
+    text = enc.encode(Example("t/0", "train", "qa", "Where was Bafilo Lufilo born?", "In Keravo."))
+    if family["cfg"].model.batch_by_modality:
+        with pytest.raises(ValueError, match="mixes text and image rows"):
+            pad_batch([enc.encode(_rows(1)[0]), text], enc.pad_id)
+    else:
+        pad_batch([enc.encode(_rows(1)[0]), text], enc.pad_id)
 
 
 def test_mixed_shape_batch_scores_each_row_as_alone(family) -> None:
@@ -180,12 +247,23 @@ def test_generation_receives_the_image_inputs(family, monkeypatch) -> None:
     texts = evaluator.generate(prompts)
     assert len(texts) == len(SIZES)
     assert seen["pixel_values"] is prompts["pixel_values"] and seen["pixel_values"] is not None
-    for key in ("image_grid_thw", "mm_token_type_ids"):  # Qwen2-VL's grids and M-RoPE token types
-        assert (key in seen) == (key in prompts)
-    if "mm_token_type_ids" in prompts:  # left-padded with the ids: the image tokens keep their types
-        ids = prompts["input_ids"]
-        assert torch.equal(seen["mm_token_type_ids"], (ids == enc.processor.image_token_id).long())
+    for key in (*IMAGE_INPUTS, *TOKEN_INPUTS):  # grids, tile ratios, token types, cross-attention mask
+        assert (key in seen) == (prompts.get(key) is not None), key
+    ids = prompts["input_ids"]
+    for key in (
+        "mm_token_type_ids",
+        "token_type_ids",
+    ):  # left-padded with the ids: image tokens keep their types
+        if key in prompts:
+            assert torch.equal(seen[key], (ids == _image_id(family)).long())
+    if "image_grid_thw" in prompts:
         assert seen["image_grid_thw"].shape == (len(SIZES), 3)
+    if "cross_attention_mask" in prompts:  # left-padded: every row sees its image from its <|image|> on
+        cross = seen["cross_attention_mask"]
+        assert cross.shape[:2] == ids.shape and seen["aspect_ratio_ids"].shape == (len(SIZES), 1)
+        for r in range(len(SIZES)):
+            first = ids[r].tolist().index(_image_id(family))
+            assert cross[r, :first].eq(0).all() and cross[r, first:, 0, 0].eq(1).all()
 
 
 def test_lora_reaches_only_the_configured_modules(family) -> None:
@@ -197,6 +275,10 @@ def test_lora_reaches_only_the_configured_modules(family) -> None:
     wrapped = {n for n, m in method.model.named_modules() if hasattr(m, "lora_A")}
     assert wrapped and all(pattern.fullmatch(re.sub(r"^base_model\.model\.", "", n)) for n in wrapped)
     assert all("language_model" in n for n in wrapped)  # never the vision tower, projector/merger or lm_head
+    if (
+        family["name"] == "tiny_mllama"
+    ):  # the cross-attention layers included (llama3_2_11b_vision.yaml says why)
+        assert any(".cross_attn." in n for n in wrapped) and any(".self_attn." in n for n in wrapped)
     linear = {
         n
         for n, m in family["model"].named_modules()
@@ -256,12 +338,75 @@ def test_processor_is_saved_as_the_real_class_without_video(family) -> None:
         processor_without(type(processor), ["image_processor"])
 
 
+@pytest.fixture(scope="module", params=list(TEXT_FAMILIES))
+def text_family(request, make_cfg, tmp_path_factory) -> dict[str, Any]:
+    """A text track's stand-in built by its YAML's spec and loaded by its YAML's loader (a tokenizer, no
+    processor)."""
+    name = request.param
+    cfg = make_cfg(f"model={name}", "method=npo", "modality=text", "model.build.vocab_size=600")
+    p = assemble(cfg)
+    template = cfg.model.prompt.template.format(image="", question="")
+    out = tmp_path_factory.mktemp(name)
+    torch.manual_seed(0)
+    p.base_spec().create([QUESTION, ANSWER, template] * 5 + load_idk_answers(), out)
+    model, tokenizer = p.loader.load(out)
+    return {"name": name, "cfg": cfg, "p": p, "model": model.eval(), "encoder": p.encoder(tokenizer)}
+
+
+def test_text_label_mask_is_exactly_the_answer_under_the_chat_template(text_family) -> None:
+    enc: ExampleEncoder = text_family["encoder"]
+    tok, template = enc.tokenizer, enc.template
+    assert type(text_family["model"]).__name__ == TEXT_FAMILIES[text_family["name"]]
+    row = enc.encode(Example("t/0", "train", "qa", QUESTION, ANSWER))
+    prompt_text = template.prompt(QUESTION, has_image=False)
+    prompt = tok(prompt_text)["input_ids"]  # the tokenizer's own specials (Llama: BOS; Qwen: none)
+    assert row["input_ids"][: len(prompt)] == prompt and set(row["labels"][: len(prompt)]) == {IGNORE_INDEX}
+    answer = tok(template.answer_prefix + ANSWER, add_special_tokens=False)["input_ids"] + [enc.end_id]
+    assert row["labels"][len(prompt) :] == answer == row["input_ids"][len(prompt) :]
+    assert tok.decode(answer[:-1]).strip() == ANSWER
+    if template.answer_end is not None:  # Qwen2.5: the answer ends its turn with <|im_end|>
+        assert tok.convert_ids_to_tokens(answer[-1]) == template.answer_end
+    assert "pixel_values" not in {k for k, v in row.items() if v is not None}
+
+
+def test_text_lora_reaches_only_the_configured_modules(text_family) -> None:
+    import copy
+
+    cfg, p, model = text_family["cfg"], text_family["p"], text_family["model"]
+    method = p.method(model=copy.deepcopy(model))
+    pattern = re.compile(cfg.model.lora_targets)
+    wrapped = {
+        re.sub(r"^base_model\.model\.", "", n)
+        for n, m in method.model.named_modules()
+        if hasattr(m, "lora_A")
+    }
+    linear = {n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and pattern.fullmatch(n)}
+    assert (
+        wrapped and wrapped == linear and "lm_head" not in wrapped
+    )  # every decoder projection, nothing else
+    assert {n.rsplit(".", 1)[-1] for n in wrapped} == {
+        "q_proj",
+        "k_proj",
+        "v_proj",
+        "o_proj",
+        "gate_proj",
+        "up_proj",
+        "down_proj",
+    }
+    trainable = {n for n, q in method.model.named_parameters() if q.requires_grad}
+    assert trainable and all("lora_" in n for n in trainable)
+    from clear_lightning.models.sharding import decoder_layer_classes
+
+    assert type(model.get_decoder().layers[0]) in decoder_layer_classes(cfg.model.fsdp_units)
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("name", FAMILIES[1:])
+@pytest.mark.parametrize("name", [*FAMILIES[1:], "tiny_qwen2_5"])
 def test_debug_fast_npo_run_writes_a_summary(make_cfg, name: str) -> None:
     from clear_lightning.pipeline import run
 
-    cfg = make_cfg(f"model={name}", "method=npo")
+    text = name in TEXT_FAMILIES  # the text track: text forgetting, visual sets skipped
+    cfg = make_cfg(f"model={name}", "method=npo", *(["modality=text"] if text else []))
     run(cfg)
     summary = Path(cfg.run_dir) / "summary.json"
     assert summary.exists(), f"no summary in {cfg.run_dir}"

@@ -261,6 +261,28 @@ def test_every_experiment_composes(experiment: str) -> None:
         assert (cfg.finetune.epochs, cfg.finetune.batch_size) == (3, 12)
 
 
+MODEL_OVERLAYS = sorted(
+    p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml") if (CONFIG_DIR / "model" / p.name).exists()
+)
+
+
+@pytest.mark.parametrize("experiment", MODEL_OVERLAYS)
+def test_model_overlays_are_the_paper_recipe_with_their_model(experiment: str) -> None:
+    """`experiment=<model>`: the paper's setup (real CLEAR, its recipe) with that model; its text-track models
+    take the text track's (appendix D) recipe, the others the multimodal one."""
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=[f"experiment={experiment}"])
+    text = cfg.model.model_class == "causal_lm"
+    assert cfg.model.name == experiment and cfg.model.path and cfg.model.dtype == "bfloat16"
+    assert cfg.data.name == "clear" and cfg.logger._target_.endswith("WandbLogger")
+    want = (5, 4, 1, 1e-5) if text else (5, 1, 2, 1e-5)
+    assert (cfg.optim.epochs, cfg.optim.batch_size, cfg.optim.grad_accum, cfg.optim.lr) == want
+    assert (cfg.finetune.epochs, cfg.finetune.batch_size) == ((5, 4) if text else (3, 12))
+    assert cfg.finetune.lora.target_modules == cfg.model.finetune_targets
+    assert cfg.modality.name == ("text" if text else "both")
+    assert len(MODEL_OVERLAYS) == 9
+
+
 @pytest.mark.parametrize("trainer", ["cpu", "gpu", "ddp", "fsdp", "deepspeed"])
 def test_trainer_presets_compose(trainer: str) -> None:
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):

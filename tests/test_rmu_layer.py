@@ -108,14 +108,38 @@ def _model_cfg(name: str):
         "qwen2_5_vl_3b",
         "qwen2_5_vl_7b",
         "llava_v1_6_mistral_7b",
+        "gemma3_4b",
+        "llama3_1_8b_instruct",
+        "qwen2_5_7b_instruct",
     ],
 )
 def test_7b_yamls_hook_the_authors_layer_7(name: str) -> None:
     assert _model_cfg(name).rmu_layer == 7  # = their model.layers[7] (inherited from conf/model/_base.yaml)
 
 
+def test_mllama_hooks_text_layer_7() -> None:
+    """Llama-3.2-11B-Vision interleaves cross-attention layers with its Llama-3.1-8B text layers: layers[9] is
+    text layer 7, the layer the authors' layers[7] and Li et al.'s layer_id=7 name in a plain decoder."""
+    from transformers import MllamaTextConfig
+
+    cross = MllamaTextConfig().cross_attention_layers  # the 11B's: 3, 8, ..., 38 of 40
+    text_layers = [i for i in range(MllamaTextConfig().num_hidden_layers) if i not in cross]
+    layer = _model_cfg("llama3_2_11b_vision").rmu_layer
+    assert layer not in cross and text_layers.index(layer) == 7
+
+
 @pytest.mark.parametrize(
-    "name", ["tiny_llava", "tiny_llama", "tiny_llava_next", "tiny_qwen2_vl", "tiny_qwen2_5_vl"]
+    "name",
+    [
+        "tiny_llava",
+        "tiny_llama",
+        "tiny_llava_next",
+        "tiny_qwen2_vl",
+        "tiny_qwen2_5_vl",
+        "tiny_gemma3",
+        "tiny_mllama",
+        "tiny_qwen2_5",
+    ],
 )
 def test_tiny_yamls_keep_their_layer(name: str) -> None:
     cfg = _model_cfg(name)

@@ -35,7 +35,21 @@ def _templates() -> dict[str, PromptTemplate]:
 
 TEMPLATES = _templates()
 # Image placeholders and chat markers of the templates above: atomic special tokens, as in the real tokenizers.
-CHAT_TOKENS = ["<image>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|image_pad|>", "<|vision_end|>"]
+CHAT_TOKENS = [
+    "<image>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|vision_start|>",
+    "<|image_pad|>",
+    "<|vision_end|>",
+    "<start_of_turn>",
+    "<end_of_turn>",
+    "<start_of_image>",
+    "<|start_header_id|>",
+    "<|end_header_id|>",
+    "<|eot_id|>",
+    "<|image|>",
+]
 SPECIALS = ["<unk>", "<s>", "</s>", "<pad>", *CHAT_TOKENS]
 ROWS = [
     ("Where was Basil Mahfouz born?", "Basil Mahfouz was born in Kuwait City."),
@@ -156,17 +170,33 @@ def test_sentencepiece_standalone_answers_differ_from_the_joint_text(name: str) 
         assert pieces(" Basil") == ["▁", "▁Basil"] and pieces("ASSISTANT: Basil")[-1] == "▁Basil"
 
 
+def _splits_header_newlines(tokenizer, template: PromptTemplate) -> bool:
+    """The one merge across the join these templates and answers have: Llama-3's header ends in `\n\n`, which
+    GPT-2's pre-tokenising regex (the byte-level tokenizers here) splits as `\n` + `\n` before a word, but keeps
+    whole at the end of the prompt. Llama-3's own regex (models.tiny.LLAMA3_SPLIT, its tokenizer.json's) keeps
+    a newline run whole, so the real tokenizer has no merge there (tests/test_model_families.py, tiny_mllama)."""
+    pieces = tokenizer.convert_ids_to_tokens(tokenizer("\n\nBasil", add_special_tokens=False)["input_ids"])
+    return template.template.endswith("\n\n") and pieces[:2] == ["Ċ", "Ċ"]
+
+
 @pytest.mark.parametrize("model", sorted(TEMPLATES))
 def test_text_rows_are_the_joint_tokenisation(tokenizer, model: str) -> None:
     template = TEMPLATES[model]
     encoder = ExampleEncoder(tokenizer, template)
-    eos = tokenizer.eos_token_id
+    eos = encoder.end_id  # the template's answer_end token (a chat turn's end), else EOS
     for i, (question, answer) in enumerate(ROWS):
         row = encoder.encode(Example(f"t/{i}", "s", "qa", question, answer))
         prompt_text = template.prompt(question, has_image=False)
         prompt = tokenizer(prompt_text)["input_ids"]
         joint = tokenizer(prompt_text + template.answer_prefix + answer)["input_ids"]
-        assert joint[: len(prompt)] == prompt  # these templates and answers have no merge across the join
+        if (
+            joint[: len(prompt)] != prompt
+        ):  # a merge across the join: the joint ids win, only the answer is learnt
+            assert _splits_header_newlines(tokenizer, template), (model, question)
+            assert row["input_ids"] == joint + [eos], (model, question)
+            supervised = [t for t in row["labels"] if t != IGNORE_INDEX]
+            assert supervised[-1] == eos and tokenizer.decode(supervised[:-1]).strip() == answer
+            continue
         assert row["input_ids"] == joint + [eos], (model, question)
         assert row["labels"] == [IGNORE_INDEX] * len(prompt) + joint[len(prompt) :] + [eos]
         assert encoder.prompt(Example(f"t/{i}", "s", "qa", question, answer))["input_ids"] == prompt
@@ -186,8 +216,13 @@ def test_answer_ids_after_image_prompt_text(tokenizer, model: str) -> None:
         joint = tokenizer(prompt_text + template.answer_prefix + answer, add_special_tokens=False)[
             "input_ids"
         ]
+        if joint[: len(prompt)] != prompt:  # a merge across the join: answer_ids refuses, encode handles it
+            assert _splits_header_newlines(tokenizer, template), (model, question)
+            with pytest.raises(ValueError, match="merge"):
+                encoder.answer_ids(answer, prompt_text)
+            continue
         ids = encoder.answer_ids(answer, prompt_text)
-        assert prompt + ids == joint + [tokenizer.eos_token_id], (model, question)
+        assert prompt + ids == joint + [encoder.end_id], (model, question)
 
 
 @pytest.mark.parametrize("model", ["llava_1_5_7b", "tiny_llava"])

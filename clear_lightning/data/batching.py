@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from .encoding import IGNORE_INDEX, TOKEN_INPUTS, ExampleEncoder, pad_batch
+from .encoding import CONTINUED_INPUTS, IGNORE_INDEX, TOKEN_INPUTS, ExampleEncoder, pad_batch
 from .examples import Example, with_answer
 
 
@@ -29,7 +29,9 @@ class PairedStreams(Dataset):
     """Forget-anchored pairing (benchmark.md §4): item i is forget[i] plus a random retain row and an IDK answer.
 
     One epoch is one pass over the forget set. The random draws come from a generator seeded with
-    (seed, rank), so ranks see different retain rows and a rerun sees the same ones.
+    (seed, rank), so ranks see different retain rows and a rerun sees the same ones. `retain_by_modality` draws
+    each retain row among those of its forget row's modality (with batches of one modality,
+    `GroupedBatchSampler`: for models whose batches cannot mix text and image rows, Mllama's).
     """
 
     def __init__(
@@ -41,6 +43,7 @@ class PairedStreams(Dataset):
         idk_answers: Sequence[str] = (),
         seed: int = 0,
         rank: int = 0,
+        retain_by_modality: bool = False,
     ):
         if "retain" in streams and not retain:
             raise ValueError("the method needs a retain stream but the retain set is empty")
@@ -49,6 +52,11 @@ class PairedStreams(Dataset):
         self.forget, self.retain, self.idk = list(forget), list(retain), list(idk_answers)
         self.encoder, self.streams = encoder, tuple(streams)
         self.generator = torch.Generator().manual_seed(seed * 100_003 + rank)
+        self.retain_by_modality = retain_by_modality
+        if retain_by_modality and "retain" in streams:
+            missing = {f.modality for f in self.forget} - {r.modality for r in self.retain}
+            if missing:
+                raise ValueError(f"no retain rows of modality {sorted(missing)} to pair the forget rows with")
 
     def __len__(self) -> int:
         return len(self.forget)
@@ -61,7 +69,10 @@ class PairedStreams(Dataset):
         if "forget" in self.streams:
             item["forget"] = self.encoder.encode(self.forget[i])
         if "retain" in self.streams:
-            item["retain"] = self.encoder.encode(self.retain[self._draw(len(self.retain))])
+            pool = self.retain
+            if self.retain_by_modality:
+                pool = [r for r in self.retain if r.modality == self.forget[i].modality]
+            item["retain"] = self.encoder.encode(pool[self._draw(len(pool))])
         if "idk" in self.streams:
             idk = with_answer(self.forget[i], self.idk[self._draw(len(self.idk))], "idk")
             item["idk"] = self.encoder.encode(idk)
@@ -188,7 +199,8 @@ def _common_prefix(rows: list[dict[str, Any]]) -> int:
 
 def shared_prefix_layout(rows_by_item: list[list[dict[str, Any]]], pad_id: int) -> dict[str, Any]:
     """The batch of one shared-prefix scoring pass: `prefix` (one right-padded row per item, with its image
-    inputs), `prefix_len` [items], `cont` (one right-padded continuation per candidate, no image)."""
+    inputs), `prefix_len` [items], `cont` (one right-padded continuation per candidate, no image; the per-token
+    inputs that go on over the answer, Mllama's cross-attention mask, sliced with it)."""
     prefixes, conts, lengths = [], [], []
     for rows in rows_by_item:
         n = _common_prefix(rows)
@@ -201,7 +213,14 @@ def shared_prefix_layout(rows_by_item: list[list[dict[str, Any]]], pad_id: int) 
             }
         )
         lengths.append(n)
-        conts += [{"input_ids": r["input_ids"][n:], "labels": r["labels"][n:]} for r in rows]
+        conts += [
+            {
+                "input_ids": r["input_ids"][n:],
+                "labels": r["labels"][n:],
+                **{k: r[k][n:] for k in CONTINUED_INPUTS if k in r},  # Mllama: which image tiles they see
+            }
+            for r in rows
+        ]
     return {
         "prefix": pad_batch(prefixes, pad_id, side="right"),
         "prefix_len": torch.tensor(lengths, dtype=torch.long),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import lightning as L
 import torch
@@ -86,6 +87,7 @@ class CLEARDataModule(L.LightningDataModule):
         real_world_column: str = "prompt",
         item_transform: Callable[[str, list[Example]], list[Example]] | None = None,
         forget_done: str | None = None,
+        batch_by_modality: bool = False,
     ):
         super().__init__()
         if train_on is not None and train_on not in TRAIN_SETS:
@@ -120,6 +122,9 @@ class CLEARDataModule(L.LightningDataModule):
         self.item_transform = item_transform  # robustness attacks: (set, items) -> the items to score
         # sequential requests: the cumulative split earlier requests unlearned; its rows leave the forget stream
         self.forget_done = forget_done
+        # unlearning batches of one modality, each forget row paired with a retain row of its modality (models
+        # that read image inputs by row, Mllama: `model.batch_by_modality`); the fine-tunes' batches always are
+        self.batch_by_modality = bool(batch_by_modality)
         self._eval: dict[str, list[Example]] | None = None
         self._skipped: dict[str, str] | None = None
 
@@ -216,22 +221,33 @@ class CLEARDataModule(L.LightningDataModule):
                 collate_fn=RowCollator(self.encoder.pad_id),
                 num_workers=self.num_workers,
             )
+        forget = self.forget_examples()
         data = PairedStreams(
-            self.forget_examples(),
+            forget,
             self.encoder,
             self.streams,
             retain=self.retain_examples() if "retain" in self.streams else (),
             idk_answers=self.idk_answers,
             seed=self.seed,
             rank=rank,
+            retain_by_modality=self.batch_by_modality,
         )
-        if world > 1:  # each rank a shard of the forget rows (Lightning's injection is off: see trainer/ddp)
-            order = {"sampler": DistributedSampler(data, world, rank, shuffle=True, seed=self.seed)}
+        if self.batch_by_modality:  # batches of text rows or of image rows (each rank its share of them)
+            sampler = GroupedBatchSampler(
+                [e.modality for e in forget], self.batch_size, self.seed, rank=rank, world_size=world
+            )
+            order: dict[str, Any] = {"batch_sampler": sampler}
+        elif (
+            world > 1
+        ):  # each rank a shard of the forget rows (Lightning's injection is off: see trainer/ddp)
+            order = {
+                "sampler": DistributedSampler(data, world, rank, shuffle=True, seed=self.seed),
+                "batch_size": self.batch_size,
+            }
         else:
-            order = {"shuffle": True, "generator": _seeded(self.seed)}
+            order = {"shuffle": True, "generator": _seeded(self.seed), "batch_size": self.batch_size}
         return DataLoader(
             data,
-            batch_size=self.batch_size,
             collate_fn=StreamCollator(self.encoder.pad_id, self.prompt_pair),
             num_workers=self.num_workers,
             **order,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,17 +12,34 @@ from .examples import Example
 
 IGNORE_INDEX = -100
 # The processor outputs that describe images: LLaVA gives pixel_values [n_images, 3, H, W]; Qwen2-VL gives
-# flattened patches [n_patches, d] plus image_grid_thw [n_images, 3]. Both concatenate along dim 0.
-IMAGE_INPUTS = ("pixel_values", "image_grid_thw", "image_sizes")
-# Processor outputs with one entry per token, padded like input_ids and 0 over the answer: Qwen2-VL's (and
-# Gemma-3's) `mm_token_type_ids` (0 text, 1 image, 2 video), from which the model builds its M-RoPE positions.
-TOKEN_INPUTS = ("mm_token_type_ids",)
+# flattened patches [n_patches, d] plus image_grid_thw [n_images, 3]. Both concatenate along dim 0. Mllama's are
+# one entry per row: pixel_values [rows, images, tiles, 3, H, W], aspect_ratio_ids [rows, images] and
+# aspect_ratio_mask [rows, images, tiles], so its batches never mix text and image rows (`pad_batch`).
+IMAGE_INPUTS = ("pixel_values", "image_grid_thw", "image_sizes", "aspect_ratio_ids", "aspect_ratio_mask")
+# Processor outputs with one entry per token, padded like input_ids (with 0). A model YAML names those its model
+# takes (`model.token_inputs`, given to `ExampleEncoder`); the value says what the answer tokens get:
+# - "zero": per-token types that describe the prompt only (answer tokens are text): Qwen2-VL's
+#   `mm_token_type_ids` (0 text, 1 image, 2 video), from which the model builds its M-RoPE positions; Gemma-3's
+#   `token_type_ids` (1 on image tokens), from which it builds the bidirectional attention over each image;
+# - "continue": the prompt's last entry, repeated: Mllama's `cross_attention_mask` [tokens, images, tiles] (which
+#   image tiles a token cross-attends to: every token from the image's `<|image|>` on, the answer included).
+TOKEN_INPUTS = {"mm_token_type_ids": "zero", "token_type_ids": "zero", "cross_attention_mask": "continue"}
+CONTINUED_INPUTS = tuple(k for k, fill in TOKEN_INPUTS.items() if fill == "continue")
 
 
 def image_inputs(batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-    """The image tensors (and per-token modality ids) of a batch, to pass to the model as keyword arguments
+    """The image tensors (and per-token inputs) of a batch, to pass to the model as keyword arguments
     (none for text rows)."""
-    return {k: batch[k] for k in IMAGE_INPUTS + TOKEN_INPUTS if batch.get(k) is not None}
+    return {k: batch[k] for k in (*IMAGE_INPUTS, *TOKEN_INPUTS) if batch.get(k) is not None}
+
+
+def _as_list(x: Any) -> list:
+    return x.tolist() if hasattr(x, "tolist") else [_as_list(v) if hasattr(v, "__len__") else v for v in x]
+
+
+def _zero(entry: Any) -> Any:
+    """The zero of one token's entry: 0, or a nested list of zeros (Mllama's [images][tiles])."""
+    return [_zero(e) for e in entry] if isinstance(entry, list) else 0
 
 
 @dataclass(frozen=True)
@@ -31,6 +49,9 @@ class PromptTemplate:
     template: str = "USER: {image}{question} ASSISTANT:"
     image: str = "<image>\n"
     answer_prefix: str = " "
+    answer_end: str | None = (
+        None  # the token that ends an answer (a chat turn's end); None = the tokenizer's EOS
+    )
 
     def prompt(self, question: str, has_image: bool) -> str:
         return self.template.format(image=self.image if has_image else "", question=question)
@@ -50,16 +71,40 @@ class ExampleEncoder:
     position, so neither image nor prompt tokens leak into the loss.
     """
 
-    def __init__(self, processor: Any, template: PromptTemplate, add_eos: bool = True, cache: bool = False):
+    def __init__(
+        self,
+        processor: Any,
+        template: PromptTemplate,
+        add_eos: bool = True,
+        cache: bool = False,
+        token_inputs: Sequence[str] = (),
+    ):
         self.processor = processor
         self.tokenizer = getattr(processor, "tokenizer", processor)
         self.template = template
         self.add_eos = add_eos
+        unknown = [k for k in token_inputs if k not in TOKEN_INPUTS]
+        if unknown:
+            raise ValueError(
+                f"unknown per-token input {unknown[0]!r} (model.token_inputs): use {list(TOKEN_INPUTS)}"
+            )
+        self.token_inputs = tuple(token_inputs)  # the processor's per-token outputs the model takes
         self._cache: dict[str, dict[str, Any]] | None = {} if cache else None
 
     @property
     def pad_id(self) -> int:
         return self.tokenizer.pad_token_id
+
+    @property
+    def end_id(self) -> int:
+        """The id that ends every answer: the template's `answer_end` token, else the tokenizer's EOS."""
+        end = self.template.answer_end
+        if end is None:
+            return self.tokenizer.eos_token_id
+        ids = self.tokenizer.convert_tokens_to_ids([end])
+        if not ids or ids[0] is None or ids[0] == self.tokenizer.unk_token_id:
+            raise ValueError(f"prompt.answer_end {end!r} is not a token of the tokenizer")
+        return ids[0]
 
     @property
     def supports_images(self) -> bool:
@@ -79,7 +124,7 @@ class ExampleEncoder:
         else:
             enc = self.processor(text=[text]) if self.supports_images else self.tokenizer([text])
             out = {"input_ids": list(enc["input_ids"][0]), "pixel_values": None}
-        out.update({k: [int(t) for t in enc[k][0]] for k in TOKEN_INPUTS if k in enc})
+        out.update({k: _as_list(enc[k][0]) for k in self.token_inputs if k in enc})
         if self._cache is not None:
             self._cache[example.id] = out
         return out
@@ -106,7 +151,7 @@ class ExampleEncoder:
         return ids + self._eos()
 
     def _eos(self) -> list[int]:
-        return [self.tokenizer.eos_token_id] if self.add_eos else []
+        return [self.end_id] if self.add_eos else []
 
     def _join(self, prompt_text: str, answer: str) -> tuple[int, list[int], int]:
         """Tokenise `prompt_text` alone and `prompt_text + answer_prefix + answer` together (no special
@@ -154,10 +199,20 @@ class ExampleEncoder:
         target = ids + self._eos()
         return {
             **prompt,
-            **{k: prompt[k][: len(prompt_ids)] + [0] * len(target) for k in TOKEN_INPUTS if k in prompt},
+            **{
+                k: _answer_filled(k, prompt[k][: len(prompt_ids)], len(target))
+                for k in TOKEN_INPUTS
+                if k in prompt
+            },
             "input_ids": prompt_ids + target,
             "labels": [IGNORE_INDEX] * (len(prompt_ids) + unsupervised) + target[unsupervised:],
         }
+
+
+def _answer_filled(key: str, prompt: list, n: int) -> list:
+    """A per-token input over the prompt extended over `n` answer tokens (`TOKEN_INPUTS` says with what)."""
+    fill = prompt[-1] if TOKEN_INPUTS[key] == "continue" else _zero(prompt[-1])
+    return prompt + [fill] * n
 
 
 def _same_shape(parts: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -178,9 +233,17 @@ def pad_batch(rows: list[dict[str, Any]], pad_id: int, side: str = "right") -> d
     """Pad a list of encoded rows; image tensors concatenate over the rows that carry an image, per-token
     inputs (`TOKEN_INPUTS`) pad with 0 on the same side as the ids.
 
-    LLaVA (and Qwen2-VL) scatter image features by image-token count, so text rows need no dummy image, and
-    rows whose images expand to different token counts (dynamic resolution, anyres) pad like any other rows.
+    LLaVA (and Qwen2-VL, Gemma-3) scatter image features by image-token count, so text rows need no dummy image,
+    and rows whose images expand to different token counts (dynamic resolution, anyres) pad like any other rows.
+    Rows with a `cross_attention_mask` (Mllama) read their image tensors by row: a batch of them must not mix
+    text and image rows (ValueError; `model.batch_by_modality` keeps the data module's batches apart).
     """
+    images = {r.get("pixel_values") is not None for r in rows}
+    if len(images) > 1 and any("cross_attention_mask" in r for r in rows):
+        raise ValueError(
+            "a batch mixes text and image rows, but the model reads its image inputs by row (cross-attention): "
+            "set model.batch_by_modality=true"
+        )
     longest = max(len(r["input_ids"]) for r in rows)
     ids, mask, labels = [], [], []
     for r in rows:
@@ -204,9 +267,10 @@ def pad_batch(rows: list[dict[str, Any]], pad_id: int, side: str = "right") -> d
             batch[key] = torch.cat(_same_shape(parts)) if parts else None
     for key in TOKEN_INPUTS:
         if any(key in r for r in rows):
-            seqs = [r.get(key, [0] * len(r["input_ids"])) for r in rows]
+            zero = _zero(next(r[key][0] for r in rows if r.get(key)))
+            seqs = [r.get(key, [zero] * len(r["input_ids"])) for r in rows]
             padded = [
-                s + [0] * (longest - len(s)) if side == "right" else [0] * (longest - len(s)) + s
+                s + [zero] * (longest - len(s)) if side == "right" else [zero] * (longest - len(s)) + s
                 for s in seqs
             ]
             batch[key] = torch.tensor(padded, dtype=torch.long)

@@ -64,6 +64,9 @@ def candidate_logits(
         attention_mask=torch.cat([prefix["attention_mask"][row_item], cont["attention_mask"]], dim=1),
         position_ids=positions,
         use_cache=False,
+        **image_inputs(
+            cont
+        ),  # no image (it is in the cache); Mllama: the tiles the answer tokens cross-attend to
         **{_cache_keyword(model): cache},
     ).logits
     logits = torch.cat([last[row_item, None], tail], dim=1)  # position t predicts continuation token t
