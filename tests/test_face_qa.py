@@ -6,13 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import datasets
 import pytest
-from mini_sizes import small_clear_mini
+from mini_sizes import generated_source, small_clear_mini
 from real_snapshot import FORGET, PERSONS, QA_PER_PERSON, RETAIN, write_real_like
 
 from clear_lightning.contract import PROBE_SETS, is_aggregated
-from clear_lightning.data.clear_mini import generate_clear_mini
 from clear_lightning.data.datamodule import CLEARDataModule
 from clear_lightning.data.face_qa import POSSESSIVE, REFERENCE, anonymise, names_person
 from clear_lightning.data.source import SnapshotSource
@@ -31,14 +29,8 @@ class _Encoder:
 
 @pytest.fixture(scope="module")
 def mini(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SnapshotSource]:
-    root = tmp_path_factory.mktemp("mini_face_qa")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(datasets.config, "HF_DATASETS_CACHE", root / "hf_cache")
-        mp.setattr(datasets.config, "HF_DATASETS_OFFLINE", True)
-        out = generate_clear_mini(root / "data", CFG)
-        yield SnapshotSource(
-            "mini", str(out["clear"]), str(out["tofu"]), str(out["prior"]), qa_per_person=CFG.qa_per_person
-        )
+    with generated_source(tmp_path_factory.mktemp("mini_face_qa"), CFG) as source:
+        yield source
 
 
 def _images_of(source: SnapshotSource, config: str) -> dict[str, set[bytes]]:

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import datasets
 import pytest
-from mini_sizes import small_clear_mini
+from mini_sizes import generated_source, small_clear_mini
 from real_snapshot import FORGET, QA_PER_PERSON, RETAIN, write_real_like
 
-from clear_lightning.data.clear_mini import generate_clear_mini, split_persons
+from clear_lightning.data.clear_mini import split_persons
 from clear_lightning.data.datamodule import CLEARDataModule
 from clear_lightning.data.examples import Example, persons_of_names
 from clear_lightning.data.source import SnapshotSource
@@ -36,14 +36,8 @@ ALL_SETS = [f"{g}_{t}" for g in GROUPS for t in TASKS] + [
 
 @pytest.fixture(scope="module")
 def mini(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SnapshotSource]:
-    root = tmp_path_factory.mktemp("mini_persons")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(datasets.config, "HF_DATASETS_CACHE", root / "hf_cache")
-        mp.setattr(datasets.config, "HF_DATASETS_OFFLINE", True)
-        out = generate_clear_mini(root / "data", CFG)
-        yield SnapshotSource(
-            "mini", str(out["clear"]), str(out["tofu"]), str(out["prior"]), qa_per_person=CFG.qa_per_person
-        )
+    with generated_source(tmp_path_factory.mktemp("mini_persons"), CFG) as source:
+        yield source
 
 
 class _Encoder:

@@ -225,18 +225,23 @@ _DECODER_FIELDS = (
 
 def train_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenizerFast:
     """Byte-level BPE trained on the dataset's own text, so names become single tokens."""
-    tok = _train_bpe(texts, vocab_size, SPECIAL_TOKENS)
-    bos = tok.token_to_id("<s>")
+    return _bos_tokenizer(
+        _train_bpe(texts, vocab_size, SPECIAL_TOKENS), "<s>", "</s>", "<pad>", {"image_token": "<image>"}
+    )
+
+
+def _bos_tokenizer(tok: Any, bos: str, eos: str, pad: str, extra: dict[str, str]) -> PreTrainedTokenizerFast:
+    """A fast tokenizer that adds `bos` to every text, as LLaMA's and Gemma's own tokenizers do."""
     tok.post_processor = processors.TemplateProcessing(
-        single="<s> $A", pair="<s> $A $B", special_tokens=[("<s>", bos)]
+        single=f"{bos} $A", pair=f"{bos} $A $B", special_tokens=[(bos, tok.token_to_id(bos))]
     )
     return PreTrainedTokenizerFast(
         tokenizer_object=tok,
-        bos_token="<s>",
-        eos_token="</s>",
+        bos_token=bos,
+        eos_token=eos,
         unk_token="<unk>",
-        pad_token="<pad>",
-        extra_special_tokens={"image_token": "<image>"},
+        pad_token=pad,
+        extra_special_tokens=extra,
     )
 
 
@@ -656,28 +661,19 @@ class TinyMllamaSpec(TinyLlamaSpec):
 def train_gemma_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenizerFast:
     """Byte-level BPE with Gemma's specials and roles: BOS `<bos>` added to every text (as Gemma's tokenizer
     does), EOS `<eos>`, pad `<pad>`; the image markers Gemma3Processor reads (boi / eoi / image soft token)."""
-    tok = _train_bpe(texts, vocab_size, GEMMA_SPECIAL_TOKENS)
-    bos = tok.token_to_id("<bos>")
-    tok.post_processor = processors.TemplateProcessing(
-        single="<bos> $A", pair="<bos> $A $B", special_tokens=[("<bos>", bos)]
-    )
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        bos_token="<bos>",
-        eos_token="<eos>",
-        unk_token="<unk>",
-        pad_token="<pad>",
-        extra_special_tokens={
-            "boi_token": "<start_of_image>",
-            "eoi_token": "<end_of_image>",
-            "image_token": "<image_soft_token>",
-        },
+    markers = {
+        "boi_token": "<start_of_image>",
+        "eoi_token": "<end_of_image>",
+        "image_token": "<image_soft_token>",
+    }
+    return _bos_tokenizer(
+        _train_bpe(texts, vocab_size, GEMMA_SPECIAL_TOKENS), "<bos>", "<eos>", "<pad>", markers
     )
 
 
 def train_llama3_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenizerFast:
-    """Byte-level BPE with Llama-3's pre-tokenising regex, specials and Llama-3.2-Vision-Instruct's roles: BOS `<|begin_of_text|>` (which
-    MllamaProcessor writes into the text itself: the tokenizer adds none), EOS `<|eot_id|>`, pad
+    """Byte-level BPE with Llama-3's pre-tokenising regex, specials and Llama-3.2-Vision-Instruct's roles: BOS
+    `<|begin_of_text|>` (which MllamaProcessor writes into the text itself: the tokenizer adds none), EOS `<|eot_id|>`, pad
     `<|finetune_right_pad_id|>`, image token `<|image|>`."""
     tok = _train_bpe(texts, vocab_size, LLAMA3_SPECIAL_TOKENS, unk=None, split=LLAMA3_SPLIT)
     return PreTrainedTokenizerFast(

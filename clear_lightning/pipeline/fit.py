@@ -1,5 +1,6 @@
-"""Supervised fits that build the upstream models (the tiny base's pre-training, original, gold), and the fixed
-thread counts that keep them bit-identical on every machine of a kind."""
+"""The fits: the supervised ones that build the upstream models (the tiny base's pre-training, original, gold),
+a method's unlearning fit (a one-shot run, each request of a sequence), and the fixed thread counts that keep
+them bit-identical on every machine of a kind."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
 
+from ..data.idk import load_idk_answers
 from ..errors import ClearConfigError
 from ..methods.finetune import FineTuneModule
 from .components import Pipeline, Recipe
@@ -99,3 +102,37 @@ def fit_and_save(p: Pipeline, init: str | Path, out: Path, train_on: str, recipe
         "samples_per_second": samples / seconds,
     }
     (out / "train.json").write_text(json.dumps(cost, indent=2))
+
+
+def fit_unlearning(
+    p: Pipeline, model: Any, processor: Any, directory: Path, what: str, **data: Any
+) -> tuple[Any, L.Trainer, float]:
+    """The method (a student over `model`) fitted on its forget/retain streams (`data`: more data-module
+    arguments); refuses a fit that took no optimiser step, whose scores would be the start model's."""
+    s = p.settings
+    method = p.method(model=model)
+    dm = p.data(
+        p.encoder(processor),
+        streams=type(method).streams,
+        batch_size=s.batch_size,
+        idk_answers=load_idk_answers(),
+        prompt_pair=getattr(
+            method, "prompt_pair", None
+        ),  # rows asking one prompt, scored from one prefix (DPO)
+        **data,
+    )
+    # manual-optimisation methods (SCRUB) accumulate gradients themselves; Lightning must not
+    accumulate = method.trainer_accumulation(s.grad_accum)
+    trainer = p.trainer(directory, max_epochs=s.epochs, accumulate_grad_batches=accumulate)
+    start = time.perf_counter()
+    trainer.fit(method, datamodule=dm)
+    seconds = time.perf_counter() - start
+    if (
+        trainer.global_step == 0
+    ):  # nothing was unlearned: its scores would be the start's, reported as a result
+        raise ClearConfigError(
+            f"{what} took no optimiser step (epochs={s.epochs}, batch_size={s.batch_size}, "
+            f"{len(trainer.train_dataloader.dataset)} training rows)",
+            "check optim.epochs, optim.batch_size and the forget split; nothing of this run was written",
+        )
+    return method, trainer, seconds

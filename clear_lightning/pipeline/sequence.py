@@ -26,12 +26,12 @@ import lightning as L
 import torch
 
 from ..artifacts import digest, is_main_process
-from ..data.idk import load_idk_answers
 from ..errors import ClearConfigError
 from ..evaluation.records import read_records, write_records
 from ..metrics.summary import set_group
 from .components import Pipeline
 from .evaluation import evaluate
+from .fit import fit_unlearning
 from .results import write_results
 from .upstream import references
 
@@ -140,25 +140,14 @@ def _request(
     L.seed_everything(s.seed, verbose=False)
     model, processor = start_model(pk, original_dir, adapters)
     start_digest = weights_digest(model)
-    method = pk.method(model=model)
-    dm = pk.data(
-        pk.encoder(processor),
-        streams=type(method).streams,
-        batch_size=s.batch_size,
-        idk_answers=load_idk_answers(),
-        prompt_pair=getattr(method, "prompt_pair", None),
+    method, trainer, fit_seconds = fit_unlearning(
+        pk,
+        model,
+        processor,
+        out / "train",
+        f"request {k + 1} ({split}) of {s.method_name}",
         forget_done=s.sequence[k - 1] if k else None,
     )
-    trainer = pk.trainer(
-        out / "train", max_epochs=s.epochs, accumulate_grad_batches=method.trainer_accumulation(s.grad_accum)
-    )
-    start = time.perf_counter()
-    trainer.fit(method, datamodule=dm)
-    fit_seconds = time.perf_counter() - start
-    if trainer.global_step == 0:
-        raise ClearConfigError(
-            f"request {k + 1} ({split}) took no optimiser step", "check optim.epochs and optim.batch_size"
-        )
     if is_main_process():
         method.save_student(str(out / "adapter"))
     unlearned = method.unlearned_model()

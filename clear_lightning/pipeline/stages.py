@@ -13,11 +13,11 @@ import lightning as L
 
 from ..artifacts import is_main_process
 from ..comparison import comparison_table
-from ..data.idk import load_idk_answers
 from ..errors import ClearConfigError
 from ..evaluation.records import read_records
 from .components import Pipeline
 from .evaluation import evaluate, stored_evaluation
+from .fit import fit_unlearning
 from .results import write_results
 from .robustness import run_attacks
 from .sequence import run_sequence
@@ -63,30 +63,7 @@ def unlearn(p: Pipeline) -> dict[str, Any]:
     p.say(f"unlearning with {s.method_name} on {s.split}, modality={s.modality}")
     L.seed_everything(s.seed, verbose=False)
     model, processor = p.loader.load(original_dir)
-    method = p.method(model=model)
-    dm = p.data(
-        p.encoder(processor),
-        streams=type(method).streams,
-        batch_size=s.batch_size,
-        idk_answers=load_idk_answers(),
-        prompt_pair=getattr(
-            method, "prompt_pair", None
-        ),  # rows asking one prompt, scored from one prefix (DPO)
-    )
-    # manual-optimisation methods (SCRUB) accumulate gradients themselves; Lightning must not
-    accumulate = method.trainer_accumulation(s.grad_accum)
-    trainer = p.trainer(s.run_dir, max_epochs=s.epochs, accumulate_grad_batches=accumulate)
-    start = time.perf_counter()
-    trainer.fit(method, datamodule=dm)
-    fit_seconds = time.perf_counter() - start
-    if (
-        trainer.global_step == 0
-    ):  # nothing was unlearned: its scores would be the original's, reported as a result
-        raise ClearConfigError(
-            f"{s.method_name} took no optimiser step (epochs={s.epochs}, batch_size={s.batch_size}, "
-            f"{len(trainer.train_dataloader.dataset)} training rows)",
-            "check optim.epochs, optim.batch_size and the forget split; nothing of this run was written",
-        )
+    method, trainer, fit_seconds = fit_unlearning(p, model, processor, s.run_dir, s.method_name)
     if is_main_process():
         method.save_student(str(s.run_dir / "adapter"))
     records, eval_seconds = evaluate(p, method.unlearned_model(), processor)
