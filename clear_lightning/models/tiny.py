@@ -114,6 +114,20 @@ class TinyLlamaSpec:
         _set_generation_ids(model, tokenizer)
         return _save(out_dir, model, tokenizer)
 
+    def decoder_sizes(self, tokenizer: Any, layers: int | None = None) -> dict[str, int]:
+        """The decoder's sizes under the names transformers' config classes give them (every family's stand-in
+        builds its own config class from these); `layers` overrides the layer count (Mllama adds its
+        cross-attention layers to the self-attention ones)."""
+        return {
+            "vocab_size": len(tokenizer),
+            "hidden_size": self.hidden_size,
+            "intermediate_size": self.intermediate_size,
+            "num_hidden_layers": self.num_layers if layers is None else layers,
+            "num_attention_heads": self.num_heads,
+            "num_key_value_heads": self.num_heads,
+            "max_position_embeddings": self.max_positions,
+        }
+
 
 @dataclass(frozen=True)
 class TinyLlavaSpec(TinyLlamaSpec):
@@ -294,13 +308,7 @@ def build_model(tokenizer: PreTrainedTokenizerFast, spec: TinyLlavaSpec) -> Llav
 def text_config(tokenizer: PreTrainedTokenizerFast, spec: TinyLlamaSpec) -> LlamaConfig:
     """The Llama-style decoder shared by both tiny models."""
     return LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=spec.hidden_size,
-        intermediate_size=spec.intermediate_size,
-        num_hidden_layers=spec.num_layers,
-        num_attention_heads=spec.num_heads,
-        num_key_value_heads=spec.num_heads,
-        max_position_embeddings=spec.max_positions,
+        **spec.decoder_sizes(tokenizer),
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
@@ -478,13 +486,7 @@ class TinyQwen2_5Spec(TinyLlamaSpec):  # noqa: N801 (the family's own spelling)
     def create(self, texts: Iterable[str], out_dir: Path) -> Path:
         tokenizer = train_qwen_tokenizer(texts, self.vocab_size)
         config = Qwen2Config(
-            vocab_size=len(tokenizer),
-            hidden_size=self.hidden_size,
-            intermediate_size=self.intermediate_size,
-            num_hidden_layers=self.num_layers,
-            num_attention_heads=self.num_heads,
-            num_key_value_heads=self.num_heads,
-            max_position_embeddings=self.max_positions,
+            **self.decoder_sizes(tokenizer),
             rope_parameters={"rope_type": "default", "rope_theta": 1_000_000.0},
             use_sliding_window=False,
             tie_word_embeddings=False,
@@ -530,15 +532,9 @@ class TinyGemma3Spec(TinyLlamaSpec):
         )
         head_dim = self.hidden_size // self.num_heads
         text = Gemma3TextConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=self.hidden_size,
-            intermediate_size=self.intermediate_size,
-            num_hidden_layers=self.num_layers,
-            num_attention_heads=self.num_heads,
-            num_key_value_heads=self.num_heads,
+            **self.decoder_sizes(tokenizer),
             head_dim=head_dim,
             query_pre_attn_scalar=head_dim,
-            max_position_embeddings=self.max_positions,
             sliding_window=self.sliding_window,
             layer_types=[
                 "full_attention" if (i + 1) % self.global_every == 0 else "sliding_attention"
@@ -621,13 +617,7 @@ class TinyMllamaSpec(TinyLlamaSpec):
         cross = self.cross_attention_layers()
         ids = tokenizer.convert_tokens_to_ids
         text = MllamaTextConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=self.hidden_size,
-            intermediate_size=self.intermediate_size,
-            num_hidden_layers=self.num_layers + len(cross),
-            num_attention_heads=self.num_heads,
-            num_key_value_heads=self.num_heads,
-            max_position_embeddings=self.max_positions,
+            **self.decoder_sizes(tokenizer, layers=self.num_layers + len(cross)),
             cross_attention_layers=cross,
             bos_token_id=tokenizer.bos_token_id,
             eos_token_id=tokenizer.eos_token_id,
