@@ -17,11 +17,12 @@ from pathlib import Path
 from statistics import fmean
 
 from clear_lightning.errors import ClearConfigError
-from clear_lightning.report.runs import Run, find_runs, label, stderr_warning
+from clear_lightning.report.runs import Run, find_runs, stderr_warning
 from clear_lightning.report.transfer import (
     MODALITIES,
     PROBES,
     Matrix,
+    collapsed,
     markdown_table,
     reference_gaps,
     transfer_matrix,
@@ -46,20 +47,6 @@ LIMITS = (
 def _cells(matrix: Matrix, method: str, modality: str, probes: Sequence[str]) -> float | None:
     values = [matrix[method][(modality, p)].mean for p in probes if (modality, p) in matrix[method]]
     return fmean(values) if values else None
-
-
-def collapsed(runs: Sequence[Run]) -> dict[tuple[str, str], bool]:
-    """{(method, modality): Retain < COLLAPSE × the original's Retain} from the runs' references."""
-    out: dict[tuple[str, str], list[bool]] = {}
-    for run in runs:
-        original = ((run.summary.get("references") or {}).get("original") or {}).get("retain_metric")
-        retain = run.summary.get("retain_metric")
-        if original is None or retain is None:
-            continue
-        out.setdefault((label(run.group), run.group.modality), []).append(
-            float(retain) < COLLAPSE * float(original)
-        )
-    return {k: fmean(v) > 0.5 for k, v in out.items()}
 
 
 def direction(
@@ -185,7 +172,7 @@ def render(runs: Sequence[Run], root: Path, out: Path) -> str:
         )
     matrix = transfer_matrix(runs)
     probability = transfer_matrix(runs, "probability")
-    broken = collapsed(runs)
+    broken = collapsed(runs, COLLAPSE)
     images = write_heatmaps(out.with_suffix(""), matrix)
     seeds = sorted({r.seed for r in runs if r.seed is not None})
     gaps = reference_gaps(runs)
@@ -255,30 +242,20 @@ def render(runs: Sequence[Run], root: Path, out: Path) -> str:
         "",
         f"![every method's transfer matrix]({out.with_suffix('').name}/{images[-1].name})" if images else "",
         "",
-        _mark_collapsed(markdown_table(matrix), broken),
+        markdown_table(matrix, collapsed=broken),
         "",
         "### Face-QA and the other probes by their probability component alone",
         "",
         "The probability gap closed (the answer's normalised probability given the image and prompt): the component "
         "with the largest original-to-gold gap on the face-QA probe.",
         "",
-        _mark_collapsed(markdown_table(probability, with_interval=False), broken),
+        markdown_table(probability, with_interval=False, collapsed=broken),
         "",
         "Per-method heatmaps: "
         + ", ".join(f"[{p.stem}]({out.with_suffix('').name}/{p.name})" for p in images[:-1]),
         "",
     ]
     return "\n".join(doc)
-
-
-def _mark_collapsed(table: str, broken: Mapping[tuple[str, str], bool]) -> str:
-    lines = table.splitlines()
-    for i, line in enumerate(lines[2:], start=2):
-        cells = line.split(" | ")
-        method, modality = cells[0].removeprefix("| "), cells[1]
-        if broken.get((method, modality)):
-            lines[i] = f"| {method} † | " + " | ".join(cells[1:])
-    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

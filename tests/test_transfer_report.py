@@ -11,7 +11,14 @@ import pytest
 from clear_lightning import transfer_doc
 from clear_lightning.report.cli import build_report
 from clear_lightning.report.runs import Group, Run
-from clear_lightning.report.transfer import PROBES, cell, has_transfer, markdown_table, transfer_matrix
+from clear_lightning.report.transfer import (
+    PROBES,
+    cell,
+    collapsed,
+    has_transfer,
+    markdown_table,
+    transfer_matrix,
+)
 
 ORIGINAL = {
     "retain_metric": 0.6,
@@ -102,7 +109,7 @@ def test_cell_is_the_seed_mean_with_std_and_mean_interval() -> None:
 def test_verdicts_skip_collapsed_methods_and_compute_the_transfer_ratio() -> None:
     runs = _runs()
     matrix = transfer_matrix(runs)
-    broken = transfer_doc.collapsed(runs)
+    broken = collapsed(runs)
     assert broken[("ga", "text")] and not broken[("npo", "text")]
     rows, words = transfer_doc.direction(matrix, broken, "text")
     assert [r[0] for r in rows] == ["npo"]  # ga collapsed: its closed gaps say nothing
@@ -126,7 +133,7 @@ def test_report_writes_the_matrix_and_heatmaps(tmp_path: Path) -> None:
     assert {"transfer_tiny_llava_forget10.md", "transfer_tiny_llava_forget10_npo.png"} <= names
     assert "transfer_tiny_llava_forget10_matrix.png" in names
     text = (tmp_path / "report" / "transfer_tiny_llava_forget10.md").read_text()
-    assert "| npo | visual |" in text
+    assert "| npo | visual |" in text and "| ga † | text |" in text
 
 
 def _chain(gaps: dict[tuple[int, str], float], retain: float) -> dict:

@@ -14,7 +14,7 @@ from .markdown import markdown, write_csv
 from .plots import write_plots, write_robustness_plots
 from .runs import Run, find_runs, stderr_warning, unfinished_runs
 from .tables import Table, build_tables
-from .transfer import has_transfer, markdown_table, transfer_matrix, write_heatmaps
+from .transfer import collapsed, has_transfer, markdown_table, transfer_matrix, write_heatmaps
 
 DESCRIPTION = "`python -m clear_lightning.report runs/` — the leaderboard over seeds (benchmark.md §6) from stored summaries only."
 
@@ -78,7 +78,7 @@ def build_report(root: Path, out: Path | None = None, collapse_ratio: float = 0.
     return report
 
 
-def write_transfer(out: Path, runs: list[Run]) -> list[Path]:
+def write_transfer(out: Path, runs: list[Run], collapse_ratio: float = 0.8) -> list[Path]:
     """Per model and split whose runs scored the face-QA probe in two or more forget modalities: the transfer
     matrix (`transfer_<model>_<split>.md`) and its heatmaps (one per method, and all side by side)."""
     files: list[Path] = []
@@ -93,8 +93,9 @@ def write_transfer(out: Path, runs: list[Run]) -> list[Path]:
         images = write_heatmaps(out, matrix, prefix)
         text = (
             f"# Cross-modal transfer: {model}, {split}\n\nShare of the original-to-gold gap closed per forget "
-            "modality and probe (mean ± seed std [mean of the seeds' person-level 95 % bootstrap intervals]).\n\n"
-            + markdown_table(matrix)
+            "modality and probe (mean ± seed std [mean of the seeds' person-level 95 % bootstrap intervals]); † = "
+            f"collapsed (Retain < {collapse_ratio} × the original's).\n\n"
+            + markdown_table(matrix, collapsed=collapsed(members, collapse_ratio))
             + "\n\n"
             + "".join(f"![{p.stem}]({p.name})\n" for p in images[-1:])
         )

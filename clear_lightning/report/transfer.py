@@ -118,8 +118,24 @@ def reference_gaps(runs: Iterable[Run]) -> dict[str, dict[str, float]]:
     return {}
 
 
-def markdown_table(matrix: Matrix, with_interval: bool = True) -> str:
-    """One row per method × forget modality, one column per probe."""
+def collapsed(runs: Iterable[Run], ratio: float = 0.8) -> dict[tuple[str, str], bool]:
+    """{(method, modality): Retain < ratio × the original's Retain in most seeds} from the runs' references: a
+    collapsed model closes every gap by being destroyed, not by forgetting (benchmark.md §6)."""
+    out: dict[tuple[str, str], list[bool]] = {}
+    for run in runs:
+        original = ((run.summary.get("references") or {}).get("original") or {}).get("retain_metric")
+        retain = run.summary.get("retain_metric")
+        if original is None or retain is None:
+            continue
+        key = (label(run.group), run.group.modality)
+        out.setdefault(key, []).append(float(retain) < ratio * float(original))
+    return {k: fmean(v) > 0.5 for k, v in out.items()}
+
+
+def markdown_table(
+    matrix: Matrix, with_interval: bool = True, collapsed: Mapping[tuple[str, str], bool] | None = None
+) -> str:
+    """One row per method × forget modality, one column per probe; † marks a collapsed (method, modality)."""
     lines = [
         "| method | forget modality | " + " | ".join(PROBES.values()) + " |",
         "|---|---|" + "---|" * len(PROBES),
@@ -131,7 +147,8 @@ def markdown_table(matrix: Matrix, with_interval: bool = True) -> str:
             row = [
                 cells[(modality, p)].text(with_interval) if (modality, p) in cells else "—" for p in PROBES
             ]
-            lines.append(f"| {method} | {modality} | " + " | ".join(row) + " |")
+            mark = " †" if (collapsed or {}).get((method, modality)) else ""
+            lines.append(f"| {method}{mark} | {modality} | " + " | ".join(row) + " |")
     return "\n".join(lines)
 
 
