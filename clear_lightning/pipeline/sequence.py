@@ -157,9 +157,10 @@ def _request(
     for earlier in s.sequence[:k]:  # the persons of earlier requests: does their knowledge come back?
         scored[earlier] = evaluate(on_split(p, earlier), unlearned, processor, sets=forget_sets)[0]
     eval_seconds = time.perf_counter() - start
+    # the end weights are the trained adapter merged into the start, in memory (no second load of the original);
+    # the next request rebuilds them from the saved adapters and must arrive at this digest
+    end_digest = weights_digest(unlearned.merge_and_unload())
     del method, unlearned, model
-    end_model, _ = start_model(pk, original_dir, [*adapters, out / "adapter"])
-    end_digest = weights_digest(end_model)
     for on, records in scored.items():
         (_, _, original_eval), (_, _, gold_eval) = refs[on]["original"], refs[on]["gold"]
         summary = pk.summarizer.summarize(

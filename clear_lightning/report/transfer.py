@@ -16,6 +16,8 @@ from pathlib import Path
 from statistics import fmean, stdev
 from typing import Any
 
+from clear_lightning.metrics.summary import SET_COMPONENTS
+
 from .runs import Run, label
 
 PROBES: dict[str, str] = {  # forget set -> what it asks
@@ -105,12 +107,12 @@ def reference_gaps(runs: Iterable[Run]) -> dict[str, dict[str, float]]:
     for run in runs:
         refs = run.summary.get("references") or {}
         original, gold = refs.get("original") or {}, refs.get("gold") or {}
-        if f"{next(reversed(PROBES))}/probability" not in original:
+        if "forget_face_qa/probability" not in original:
             continue
         return {
             probe: {
                 c: float(original[f"{probe}/{c}"]) - float(gold[f"{probe}/{c}"])
-                for c in ("rougeL_recall", "probability", "truth_ratio")
+                for c in SET_COMPONENTS
                 if original.get(f"{probe}/{c}") is not None and gold.get(f"{probe}/{c}") is not None
             }
             for probe in PROBES
